@@ -1,0 +1,176 @@
+"""Pure-PyTorch rasterizer: a no-grad z-buffer pass, then a differentiable barycentric pass.
+
+Visibility: every triangle is expanded into the pixel centres of its (clipped) bounding
+box, vectorised over all triangles at once; each candidate's barycentrics and depth come
+from per-triangle affine coefficients, and the nearest one per pixel wins a
+``scatter_reduce(amin)`` over int64 keys ``float32_bits(depth) << 32 | triangle``
+(positive floats order like their bit patterns; ties go to the lower triangle id).
+
+Gradients: the winning triangle's barycentrics at each covered pixel centre are recomputed
+from the clip positions with ordinary autograd ops, so they flow to the positions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["visibility", "covered_barycentrics"]
+
+# Inside test tolerance on screen-space barycentrics, so pixel centres lying exactly on an
+# edge shared by two triangles are claimed by both (watertight) instead of by neither.
+_EDGE_EPS = {torch.float64: 1e-12, torch.float32: 1e-6}
+_W_MIN = 1e-8  # triangles with a vertex at or behind the camera plane are dropped (no clipping)
+
+
+def _ndc_to_pixel(pos: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, ...]:
+    w = pos[..., 3]
+    px = (pos[..., 0] / w + 1.0) * (0.5 * width)
+    py = (1.0 - pos[..., 1] / w) * (0.5 * height)
+    return px, py, pos[..., 2] / w, w
+
+
+@torch.no_grad()
+def visibility(
+    pos: torch.Tensor, tris: torch.Tensor, height: int, width: int, cull_backfaces: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest triangle per pixel.
+
+    Args:
+        pos: ``(B, V, 4)`` clip positions (no grad needed).
+        tris: ``(F, 3)`` int64.
+        height, width: resolution in pixels.
+        cull_backfaces: drop triangles that are clockwise on screen (seen from behind).
+
+    Returns:
+        ``pixel_index`` ``(N,)`` flat indices into ``B·H·W`` of covered pixels (sorted) and
+        ``pixel_triangle`` ``(N,)`` the triangle visible there.
+    """
+    bsz, nv = pos.shape[:2]
+    nf = tris.shape[0]
+    dev = pos.device
+    px, py, zn, w = _ndc_to_pixel(pos, height, width)  # (B, V) each
+    flat_tris = (tris.unsqueeze(0) + (torch.arange(bsz, device=dev) * nv).view(-1, 1, 1)).reshape(-1, 3)
+    x = px.reshape(-1)[flat_tris]  # (B·F, 3)
+    y = py.reshape(-1)[flat_tris]
+    z = zn.reshape(-1)[flat_tris]
+    iw = 1.0 / w.reshape(-1)[flat_tris]
+    wmin = w.reshape(-1)[flat_tris].amin(dim=1)
+
+    # Twice the signed area in pixel space; y points down, so CCW in NDC is negative here.
+    e1x, e1y = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0]
+    e2x, e2y = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0]
+    area = e1x * e2y - e2x * e1y
+    keep = (wmin > _W_MIN) & torch.isfinite(area) & (area != 0)
+    if cull_backfaces:
+        keep &= area < 0
+
+    # Pixel-centre bounding boxes: columns j with j + 0.5 in [min x, max x].
+    x0 = torch.ceil(x.amin(1) - 0.5).clamp(min=0)
+    x1 = torch.floor(x.amax(1) - 0.5).clamp(max=width - 1)
+    y0 = torch.ceil(y.amin(1) - 0.5).clamp(min=0)
+    y1 = torch.floor(y.amax(1) - 0.5).clamp(max=height - 1)
+    keep &= (x1 >= x0) & (y1 >= y0)
+    tid = keep.nonzero().squeeze(1)
+    if tid.numel() == 0:
+        empty = torch.empty(0, dtype=torch.long, device=dev)
+        return empty, empty
+
+    x, y, z, iw, area = x[tid], y[tid], z[tid], iw[tid], area[tid]
+    bx0, by0 = x0[tid].long(), y0[tid].long()
+    bw = x1[tid].long() - bx0 + 1
+    bh = y1[tid].long() - by0 + 1
+
+    # Affine coefficients: b_k(px, py) = a_k·px + c_k·py + d_k for k = 0, 1 (b_2 = 1 − b0 − b1).
+    inv = 1.0 / area
+    a0 = (y[:, 1] - y[:, 2]) * inv
+    c0 = (x[:, 2] - x[:, 1]) * inv
+    d0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv
+    a1 = (y[:, 2] - y[:, 0]) * inv
+    c1 = (x[:, 0] - x[:, 2]) * inv
+    d1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv
+    # 1/w and z/w are affine in screen space too.
+    coef = torch.stack([a0, c0, d0, a1, c1, d1], dim=1)
+    q = torch.stack([iw, z], dim=2)  # (T, 3, 2): per-vertex 1/w and NDC z
+    q_a = a0[:, None] * (q[:, 0] - q[:, 2]) + a1[:, None] * (q[:, 1] - q[:, 2])
+    q_c = c0[:, None] * (q[:, 0] - q[:, 2]) + c1[:, None] * (q[:, 1] - q[:, 2])
+    q_d = d0[:, None] * (q[:, 0] - q[:, 2]) + d1[:, None] * (q[:, 1] - q[:, 2]) + q[:, 2]
+    coef = torch.cat([coef, q_a, q_c, q_d], dim=1)  # (T, 12)
+
+    # Expand every triangle into the pixel centres of its bounding box.
+    counts = bw * bh
+    cand_t = torch.repeat_interleave(torch.arange(tid.numel(), device=dev), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    local = torch.arange(cand_t.numel(), device=dev) - starts[cand_t]
+    cw = bw[cand_t]
+    col = bx0[cand_t] + local % cw
+    row = by0[cand_t] + torch.div(local, cw, rounding_mode="floor")
+    cf = coef[cand_t]
+    pxc = col.to(pos.dtype) + 0.5
+    pyc = row.to(pos.dtype) + 0.5
+    b0 = cf[:, 0] * pxc + cf[:, 1] * pyc + cf[:, 2]
+    b1 = cf[:, 3] * pxc + cf[:, 4] * pyc + cf[:, 5]
+    inv_w = cf[:, 6] * pxc + cf[:, 8] * pyc + cf[:, 10]
+    z_ndc = cf[:, 7] * pxc + cf[:, 9] * pyc + cf[:, 11]
+    eps = _EDGE_EPS.get(pos.dtype, 1e-6)
+    inside = (b0 >= -eps) & (b1 >= -eps) & (b0 + b1 <= 1.0 + eps) & (z_ndc >= -1.0) & (z_ndc <= 1.0) & (inv_w > 0)
+    sel = inside.nonzero().squeeze(1)
+    gtri = tid[cand_t[sel]]  # triangle index in the flattened B·F list
+    batch = torch.div(gtri, nf, rounding_mode="floor")
+    pix = (batch * height + row[sel]) * width + col[sel]
+    depth = (1.0 / inv_w[sel]).float()
+    key = (depth.view(torch.int32).long() << 32) | (gtri - batch * nf)
+
+    sentinel = torch.iinfo(torch.int64).max
+    zbuf = torch.full((bsz * height * width,), sentinel, dtype=torch.int64, device=dev)
+    zbuf.scatter_reduce_(0, pix, key, reduce="amin")
+    pixel_index = (zbuf != sentinel).nonzero().squeeze(1)
+    pixel_triangle = zbuf[pixel_index] & 0xFFFFFFFF
+    return pixel_index, pixel_triangle
+
+
+def covered_barycentrics(
+    pos: torch.Tensor,
+    tris: torch.Tensor,
+    pixel_index: torch.Tensor,
+    pixel_triangle: torch.Tensor,
+    height: int,
+    width: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perspective-correct barycentrics and depth at covered pixel centres (differentiable).
+
+    Args:
+        pos: ``(B, V, 4)`` clip positions (may require grad).
+        tris: ``(F, 3)`` int64.
+        pixel_index, pixel_triangle: ``(N,)`` from :func:`visibility`.
+        height, width: resolution.
+
+    Returns:
+        ``(N, 3)`` barycentrics and ``(N,)`` camera depth ``w``.
+    """
+    bsz, nv = pos.shape[:2]
+    hw = height * width
+    batch = torch.div(pixel_index, hw, rounding_mode="floor")
+    rem = pixel_index - batch * hw
+    row = torch.div(rem, width, rounding_mode="floor")
+    col = rem - row * width
+    vid = (tris[pixel_triangle] + (batch * nv).unsqueeze(1)).reshape(-1)
+    p = pos.reshape(-1, 4).index_select(0, vid).view(-1, 3, 4)
+    w = p[..., 3]
+    # Work in NDC: barycentrics are invariant to the affine NDC → pixel map.
+    xn = p[..., 0] / w
+    yn = p[..., 1] / w
+    cx = (2.0 * col.to(pos.dtype) + 1.0) / width - 1.0
+    cy = 1.0 - (2.0 * row.to(pos.dtype) + 1.0) / height
+    dx = xn - cx.unsqueeze(1)
+    dy = yn - cy.unsqueeze(1)
+    # Sub-triangle areas opposite each vertex (sign matches the full triangle's).
+    l0 = dx[:, 1] * dy[:, 2] - dx[:, 2] * dy[:, 1]
+    l1 = dx[:, 2] * dy[:, 0] - dx[:, 0] * dy[:, 2]
+    l2 = dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]
+    screen = torch.stack([l0, l1, l2], dim=1)
+    persp = screen / w
+    total = persp.sum(dim=1, keepdim=True)
+    bary = persp / total
+    # 1/w is affine in screen space: 1/Z = Σ b_screen_k / w_k, with b_screen = l / Σ l.
+    depth = screen.sum(dim=1) / total.squeeze(1)
+    return bary, depth
