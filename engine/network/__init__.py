@@ -1,0 +1,38 @@
+"""The MSMA coefficient regressor, its baseline and light variants, and their weights files.
+
+Public entry points: :func:`build_network`, :func:`load_weights`, :func:`save_weights`,
+:func:`load_backbone_state_dict`, :class:`CoeffSizes`. Sizes at 224² for BFM09
+coefficients (257), multiply-adds of convolutions and linear layers:
+
+============  ==========================  ==========  =======
+arch          backbone                    parameters  MACs
+============  ==========================  ==========  =======
+msma          ResNet-50 + MSF + MAMA      110.0 M     14.15 G
+msma_light    ResNet-18 + MSF + MAMA       16.8 M      2.49 G
+baseline      ResNet-50 + linear           24.0 M      4.09 G
+============  ==========================  ==========  =======
+"""
+
+from engine.network.baseline import BaselineNet
+from engine.network.complexity import count_macs, count_parameters
+from engine.network.factory import ARCHS, Arch, build_network
+from engine.network.heads import CoeffSizes
+from engine.network.msma import MSMANet
+from engine.network.regressor import CoefficientRegressor
+from engine.network.weights import load_backbone_state_dict, load_weights, read_weights_file, save_weights
+
+__all__ = [
+    "ARCHS",
+    "Arch",
+    "BaselineNet",
+    "CoeffSizes",
+    "CoefficientRegressor",
+    "MSMANet",
+    "build_network",
+    "count_macs",
+    "count_parameters",
+    "load_backbone_state_dict",
+    "load_weights",
+    "read_weights_file",
+    "save_weights",
+]
