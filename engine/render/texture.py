@@ -61,12 +61,11 @@ def texture(
         img = F.pad(img, (1, 1, 1, 1), mode="circular")
         gx = (2.0 * (u * tw + 1.0)) / (tw + 2) - 1.0
         gy = (2.0 * (v * th + 1.0)) / (th + 2) - 1.0
-        padding = "border"
     else:
         gx, gy = 2.0 * u - 1.0, 2.0 * v - 1.0
-        padding = "border"
     grid = torch.stack([gx, gy], dim=-1).to(img.dtype)
-    out = F.grid_sample(img, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    # "border" clamps to the outermost texel centres; with the circular pad it never triggers.
+    out = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.permute(0, 2, 3, 1)
 
 
@@ -84,11 +83,13 @@ def dilate_texture(tex: torch.Tensor, mask: torch.Tensor, iterations: int = 4) -
     Returns:
         Texture of the same shape; covered texels are unchanged.
     """
+    if tex.ndim not in (3, 4) or mask.shape != tex.shape[:-1]:
+        raise ShapeError(
+            f"tex (B, H, W, C) and mask (B, H, W) do not match: {tuple(tex.shape)} vs {tuple(mask.shape)}"
+        )
     squeeze = tex.ndim == 3
     if squeeze:
         tex, mask = tex.unsqueeze(0), mask.unsqueeze(0)
-    if tex.ndim != 4 or mask.shape != tex.shape[:3]:
-        raise ShapeError(f"tex (B, H, W, C) and mask (B, H, W) do not match: {tuple(tex.shape)} vs {tuple(mask.shape)}")
     img = tex.permute(0, 3, 1, 2)
     m = mask.to(tex.dtype).unsqueeze(1)
     kernel = torch.ones(1, 1, 3, 3, dtype=tex.dtype, device=tex.device)
