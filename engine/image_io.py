@@ -131,9 +131,11 @@ def load_image(path: str | Path) -> LoadedImage:
             raise ImageError(f"{path}: image has zero size {width}x{height}")
 
         mode = img.mode
+        # Before getexif(): reading EXIF may decode the image and clear the tile list.
+        sixteen_bit = _is_16bit_colour(img)
         orientation = _exif_orientation(img)
         try:
-            if _is_16bit_colour(img):
+            if sixteen_bit:
                 rgb = _decode_16bit_colour(data, path)
             else:
                 img.load()
