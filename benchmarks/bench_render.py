@@ -44,7 +44,7 @@ def grid_cap(rows: int, cols: int, radius: float = 0.09, extent: float = 1.1) ->
     theta, phi = ss * extent * 0.5 * math.pi * 0.55, tt * extent * 0.5 * math.pi * 0.7
     bump = 1.0 + 0.04 * torch.sin(5 * ss) * torch.cos(4 * tt) + 0.08 * torch.exp(-(ss**2 + (tt + 0.1) ** 2) / 0.02)
     r = radius * bump
-    verts = torch.stack([r * torch.sin(theta) * torch.cos(phi), r * torch.sin(phi) * 1.25, r * torch.cos(theta) * torch.cos(phi)], -1)
+    verts = torch.stack([r * torch.sin(theta) * torch.cos(phi), r * torch.sin(phi) * 1.15, r * torch.cos(theta) * torch.cos(phi)], -1)
     idx = torch.arange(rows * cols).view(rows, cols)
     a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
     # Row index grows with y (up), column with x: (a, b, d) and (a, d, c) are CCW from +z.
@@ -66,7 +66,9 @@ def bfm_sized_mesh() -> tuple[torch.Tensor, ...]:
     return verts, torch.cat([tris, extra]), uv
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn()`` in ms (the minimum is the least disturbed by
+    other processes on a shared machine)."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -77,7 +79,7 @@ def timed(fn, repeats: int) -> float:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return statistics.median(times) * 1e3, min(times) * 1e3
 
 
 def fwd_bwd(ctx, verts, tris, colors, res, device) -> callable:
@@ -129,20 +131,23 @@ def main() -> None:
             devices.append(("cuda", "nvdiffrast"))
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
+    load = ", load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{load}; "
           f"GPU: {gpu}; torch {torch.__version__}; Python {platform.python_version()}\n")
-    print("| task | mesh (V / F) | resolution | device | backend | median ms |")
-    print("|---|---|---|---|---|---|")
+    print("| task | mesh (V / F) | resolution | device | backend | median ms | min ms |")
+    print("|---|---|---|---|---|---|---|")
     for device, backend in devices:
         ctx = RenderContext(backend)
         for name, (verts, tris, uv) in meshes.items():
             colors = torch.rand(verts.shape[0], 3)
             for res in (224, 512, 1024):
-                ms = timed(fwd_bwd(ctx, verts, tris, colors, res, device), args.repeats)
-                print(f"| forward+backward | {name} ({verts.shape[0]:,} / {tris.shape[0]:,}) | {res}² | {device} | {backend} | {ms:.1f} |")
+                med, low = timed(fwd_bwd(ctx, verts, tris, colors, res, device), args.repeats)
+                print(f"| forward+backward | {name} ({verts.shape[0]:,} / {tris.shape[0]:,}) | {res}² "
+                      f"| {device} | {backend} | {med:.1f} | {low:.1f} |")
         verts, tris, uv = meshes["BFM-sized"]
-        ms = timed(uv_raster(ctx, uv, tris, 1024, device), args.repeats)
-        print(f"| UV rasterisation | BFM-sized ({uv.shape[0]:,} / {tris.shape[0]:,}) | 1024² | {device} | {backend} | {ms:.1f} |")
+        med, low = timed(uv_raster(ctx, uv, tris, 1024, device), args.repeats)
+        print(f"| UV rasterisation | BFM-sized ({uv.shape[0]:,} / {tris.shape[0]:,}) | 1024² | {device} | {backend} "
+              f"| {med:.1f} | {low:.1f} |")
 
 
 if __name__ == "__main__":

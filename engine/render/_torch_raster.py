@@ -49,21 +49,16 @@ def visibility(
     nf = tris.shape[0]
     dev = pos.device
     px, py, zn, w = _ndc_to_pixel(pos, height, width)  # (B, V) each
-    flat_tris = (tris.unsqueeze(0) + (torch.arange(bsz, device=dev) * nv).view(-1, 1, 1)).reshape(-1, 3)
-    x = px.reshape(-1)[flat_tris]  # (B·F, 3)
-    y = py.reshape(-1)[flat_tris]
-    z = zn.reshape(-1)[flat_tris]
-    iw = 1.0 / w.reshape(-1)[flat_tris]
-    wmin = w.reshape(-1)[flat_tris].amin(dim=1)
+    per_vertex = torch.stack([px, py, zn, w], dim=-1).view(-1, 4)
+    flat_tris = (tris.unsqueeze(0) + (torch.arange(bsz, device=dev) * nv).view(-1, 1, 1)).view(-1)
+    corners = per_vertex.index_select(0, flat_tris).view(-1, 3, 4)  # (B·F, 3, [x, y, z_ndc, w])
+    x, y = corners[..., 0], corners[..., 1]
 
     # Twice the signed area in pixel space; y points down, so CCW in NDC is negative here.
-    e1x, e1y = x[:, 1] - x[:, 0], y[:, 1] - y[:, 0]
-    e2x, e2y = x[:, 2] - x[:, 0], y[:, 2] - y[:, 0]
-    area = e1x * e2y - e2x * e1y
-    keep = (wmin > _W_MIN) & torch.isfinite(area) & (area != 0)
+    area = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    keep = (corners[..., 3].amin(dim=1) > _W_MIN) & torch.isfinite(area) & (area != 0)
     if cull_backfaces:
         keep &= area < 0
-
     # Pixel-centre bounding boxes: columns j with j + 0.5 in [min x, max x].
     x0 = torch.ceil(x.amin(1) - 0.5).clamp(min=0)
     x1 = torch.floor(x.amax(1) - 0.5).clamp(max=width - 1)
@@ -75,49 +70,57 @@ def visibility(
         empty = torch.empty(0, dtype=torch.long, device=dev)
         return empty, empty
 
-    x, y, z, iw, area = x[tid], y[tid], z[tid], iw[tid], area[tid]
-    bx0, by0 = x0[tid].long(), y0[tid].long()
-    bw = x1[tid].long() - bx0 + 1
-    bh = y1[tid].long() - by0 + 1
+    c = corners.index_select(0, tid)
+    x, y, z, iw = c[..., 0], c[..., 1], c[..., 2], 1.0 / c[..., 3]
+    box = torch.stack([x0, y0, x1, y1], dim=1).index_select(0, tid).long()
+    bw = box[:, 2] - box[:, 0] + 1
+    bh = box[:, 3] - box[:, 1] + 1
 
-    # Affine coefficients: b_k(px, py) = a_k·px + c_k·py + d_k for k = 0, 1 (b_2 = 1 − b0 − b1).
-    inv = 1.0 / area
+    # Affine coefficients: b_k(px, py) = a_k·px + c_k·py + d_k for k = 0, 1 (b_2 = 1 − b0 − b1);
+    # 1/w and z/w are affine in screen space too.
+    inv = 1.0 / area.index_select(0, tid)
     a0 = (y[:, 1] - y[:, 2]) * inv
     c0 = (x[:, 2] - x[:, 1]) * inv
     d0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv
     a1 = (y[:, 2] - y[:, 0]) * inv
     c1 = (x[:, 0] - x[:, 2]) * inv
     d1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv
-    # 1/w and z/w are affine in screen space too.
-    coef = torch.stack([a0, c0, d0, a1, c1, d1], dim=1)
     q = torch.stack([iw, z], dim=2)  # (T, 3, 2): per-vertex 1/w and NDC z
-    q_a = a0[:, None] * (q[:, 0] - q[:, 2]) + a1[:, None] * (q[:, 1] - q[:, 2])
-    q_c = c0[:, None] * (q[:, 0] - q[:, 2]) + c1[:, None] * (q[:, 1] - q[:, 2])
-    q_d = d0[:, None] * (q[:, 0] - q[:, 2]) + d1[:, None] * (q[:, 1] - q[:, 2]) + q[:, 2]
-    coef = torch.cat([coef, q_a, q_c, q_d], dim=1)  # (T, 12)
+    dq0, dq1 = q[:, 0] - q[:, 2], q[:, 1] - q[:, 2]
+    coef = torch.cat([
+        torch.stack([a0, c0, d0, a1, c1, d1], dim=1),
+        a0[:, None] * dq0 + a1[:, None] * dq1,
+        c0[:, None] * dq0 + c1[:, None] * dq1,
+        d0[:, None] * dq0 + d1[:, None] * dq1 + q[:, 2],
+    ], dim=1)  # (T, 12)
 
     # Expand every triangle into the pixel centres of its bounding box.
     counts = bw * bh
     cand_t = torch.repeat_interleave(torch.arange(tid.numel(), device=dev), counts)
     starts = torch.cumsum(counts, 0) - counts
-    local = torch.arange(cand_t.numel(), device=dev) - starts[cand_t]
-    cw = bw[cand_t]
-    col = bx0[cand_t] + local % cw
-    row = by0[cand_t] + torch.div(local, cw, rounding_mode="floor")
-    cf = coef[cand_t]
+    ints = torch.stack([starts, bw, box[:, 0], box[:, 1]], dim=1).index_select(0, cand_t)
+    local = torch.arange(cand_t.numel(), device=dev) - ints[:, 0]
+    row_off = torch.div(local, ints[:, 1], rounding_mode="floor")
+    col = ints[:, 2] + local - row_off * ints[:, 1]
+    row = ints[:, 3] + row_off
     pxc = col.to(pos.dtype) + 0.5
     pyc = row.to(pos.dtype) + 0.5
-    b0 = cf[:, 0] * pxc + cf[:, 1] * pyc + cf[:, 2]
-    b1 = cf[:, 3] * pxc + cf[:, 4] * pyc + cf[:, 5]
-    inv_w = cf[:, 6] * pxc + cf[:, 8] * pyc + cf[:, 10]
-    z_ndc = cf[:, 7] * pxc + cf[:, 9] * pyc + cf[:, 11]
     eps = _EDGE_EPS.get(pos.dtype, 1e-6)
-    inside = (b0 >= -eps) & (b1 >= -eps) & (b0 + b1 <= 1.0 + eps) & (z_ndc >= -1.0) & (z_ndc <= 1.0) & (inv_w > 0)
-    sel = inside.nonzero().squeeze(1)
-    gtri = tid[cand_t[sel]]  # triangle index in the flattened B·F list
+    # Two stages: the 2D inside test on every candidate, the depth only on the survivors.
+    cf = coef[:, :6].index_select(0, cand_t)
+    b0 = torch.addcmul(torch.addcmul(cf[:, 2], cf[:, 0], pxc), cf[:, 1], pyc)
+    b1 = torch.addcmul(torch.addcmul(cf[:, 5], cf[:, 3], pxc), cf[:, 4], pyc)
+    sel = ((b0 >= -eps) & (b1 >= -eps) & (b0 + b1 <= 1.0 + eps)).nonzero().squeeze(1)
+    cand_t, pxc, pyc = cand_t.index_select(0, sel), pxc.index_select(0, sel), pyc.index_select(0, sel)
+    pix_col, pix_row = col.index_select(0, sel), row.index_select(0, sel)
+    cf = coef[:, 6:].index_select(0, cand_t)
+    inv_w = torch.addcmul(torch.addcmul(cf[:, 4], cf[:, 0], pxc), cf[:, 2], pyc)
+    z_ndc = torch.addcmul(torch.addcmul(cf[:, 5], cf[:, 1], pxc), cf[:, 3], pyc)
+    sel = ((z_ndc >= -1.0) & (z_ndc <= 1.0) & (inv_w > 0)).nonzero().squeeze(1)
+    gtri = tid.index_select(0, cand_t.index_select(0, sel))  # index in the flattened B·F list
     batch = torch.div(gtri, nf, rounding_mode="floor")
-    pix = (batch * height + row[sel]) * width + col[sel]
-    depth = (1.0 / inv_w[sel]).float()
+    pix = (batch * height + pix_row.index_select(0, sel)) * width + pix_col.index_select(0, sel)
+    depth = (1.0 / inv_w.index_select(0, sel)).float()
     key = (depth.view(torch.int32).long() << 32) | (gtri - batch * nf)
 
     sentinel = torch.iinfo(torch.int64).max
