@@ -1,0 +1,271 @@
+"""Texture baking: unwrap the photo into the face model's UV layout as albedo.
+
+For every texel the fitted surface point is found by rasterizing the UV layout
+(:func:`~engine.render.rasterize_uv`) and interpolating the posed vertices over it. The
+point is projected into the photo at full resolution (through the model camera on the 224
+crop, then the crop's inverse affine map), kept where it is visible (depth test against a
+rendered depth buffer) and facing the camera, sampled bilinearly, and divided by the
+fitted SH irradiance to give albedo.
+
+What the photo cannot show is filled in two steps: from the mirrored surface point
+(``x → −x``, a nearest-vertex mirror map on the mean shape; used where the mirror point is
+itself visible), then from the model's albedo, colour-matched to the visible skin. The
+blend weights fall off with the facing angle and with the texel distance to the
+visibility edge, so seams are feathered rather than cut. Texels outside every UV
+triangle are grown from their neighbours (so filtering at island borders stays
+on-colour) and the rest get the mean skin colour.
+
+Colours stay in the photo's (sRGB-encoded) space, as in the fitting's photometric loss;
+the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from engine.align import CropTransform
+from engine.errors import ShapeError
+from engine.face_model import FaceModel
+from engine.render import RenderContext, dilate_texture, rasterize_uv, render_mesh
+from engine.shading import sh_irradiance
+
+__all__ = ["BakeSettings", "BakeOutput", "TextureBaker", "mirror_vertex_map"]
+
+logger = logging.getLogger(__name__)
+
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 64, 4096
+
+
+@dataclass(frozen=True)
+class BakeSettings:
+    """Knobs of :class:`TextureBaker`.
+
+    Attributes:
+        facing_min, facing_full: cosine between normal and view direction where the photo's
+            weight starts to rise from 0 and where it reaches 1.
+        depth_tolerance: metres a texel may lie behind the rendered depth and still count
+            as visible.
+        feather: texels over which weights ramp up from a visibility edge, at 1024²
+            (scaled with the texture size).
+        min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
+        dilate: texels of island growth beyond the UV triangles, at 1024².
+    """
+
+    facing_min: float = 0.15
+    facing_full: float = 0.45
+    depth_tolerance: float = 0.004
+    feather: float = 12.0
+    min_irradiance: float = 0.15
+    dilate: int = 8
+
+
+@dataclass
+class BakeOutput:
+    """Result of :meth:`TextureBaker.bake`.
+
+    Attributes:
+        texture: ``(S, S, 3)`` uint8 albedo, row 0 at the top.
+        coverage: fraction of the UV-covered texels taken from the photo directly.
+        mirrored: fraction filled from the mirrored side.
+        timings: seconds per step.
+    """
+
+    texture: np.ndarray
+    coverage: float
+    mirrored: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def mirror_vertex_map(vertices: np.ndarray) -> np.ndarray:
+    """Index of each vertex's left-right counterpart: the nearest vertex to ``(−x, y, z)``.
+
+    Args:
+        vertices: ``(V, 3)`` a symmetric-ish shape in the model frame (e.g. the mean shape).
+
+    Returns:
+        ``(V,)`` int64.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ShapeError(f"vertices must be (V, 3), got {v.shape}")
+    return cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
+
+
+def _sample_points(image: np.ndarray, points: np.ndarray, interpolation: int, border: float) -> np.ndarray:
+    """Sample ``image`` ``(H, W[, C])`` at continuous pixel ``points`` ``(N, 2)`` → ``(N[, C])``.
+
+    ``cv2.remap`` puts pixel centres on integers (ours are at +0.5) and limits maps to
+    32767 rows, so the points are laid out in rows of 1024.
+    """
+    n = points.shape[0]
+    rows = -(-n // 1024)
+    pad = np.zeros((rows * 1024, 2), np.float32)
+    pad[:n] = points - 0.5
+    mx, my = pad[:, 0].reshape(rows, 1024), pad[:, 1].reshape(rows, 1024)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    out = cv2.remap(image, mx, my, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(border,) * channels)
+    return out.reshape(rows * 1024, *image.shape[2:])[:n]
+
+
+@dataclass
+class _UVLayout:
+    """Per-texture-size constants: which texels are covered, by which triangle, where."""
+
+    covered: torch.Tensor  # (S, S) bool
+    index: torch.Tensor  # (N,) flat texel index of covered texels
+    tri: torch.Tensor  # (N,) triangle id
+    bary: torch.Tensor  # (N, 3)
+    skin: torch.Tensor  # (N,) interpolated skin mask
+
+
+class TextureBaker:
+    """Bakes photo albedo textures for one face model; caches the UV rasterization per size.
+
+    Args:
+        model: the face model.
+        settings: :class:`BakeSettings`.
+        ctx: render context.
+    """
+
+    def __init__(self, model: FaceModel, settings: BakeSettings | None = None, ctx: RenderContext | None = None):
+        self.model = model
+        self.settings = settings or BakeSettings()
+        self.ctx = ctx or RenderContext("torch")
+        self.mirror = torch.as_tensor(mirror_vertex_map(model.mean_shape.cpu().numpy()), device=model.mean_shape.device)
+        self._layouts: dict[int, _UVLayout] = {}
+
+    def _layout(self, size: int) -> _UVLayout:
+        if size not in self._layouts:
+            m = self.model
+            frags = rasterize_uv(self.ctx, m.uv_coords, m.uv_triangles, (size, size))
+            covered = frags.triangle_id[0] >= 0
+            index = torch.nonzero(covered.reshape(-1))[:, 0]
+            tri = frags.triangle_id[0].reshape(-1)[index]
+            bary = frags.barycentrics[0].reshape(-1, 3)[index].detach()
+            skin = (m.skin_mask[m.triangles[tri]] * bary).sum(-1)
+            self._layouts[size] = _UVLayout(covered, index, tri, bary, skin)
+        return self._layouts[size]
+
+    def _interp(self, lay: _UVLayout, attr: torch.Tensor, tri_vertices: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-texel value ``(N, C)`` of per-vertex ``attr`` ``(V, C)``."""
+        tv = self.model.triangles[lay.tri] if tri_vertices is None else tri_vertices
+        return torch.einsum("nkc,nk->nc", attr[tv], lay.bary)
+
+    @torch.no_grad()
+    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024) -> BakeOutput:
+        """Bake the albedo texture of the face ``coeffs`` describes in ``photo``.
+
+        Args:
+            coeffs: ``(1, C)`` fitted coefficients (pose on the 224 crop of ``crop``).
+            photo: ``(H, W, 3)`` uint8 RGB at full resolution.
+            crop: the photo → crop transform the coefficients were fitted on.
+            size: texture side, 64-4096 (512-2048 is the useful range).
+
+        Returns:
+            :class:`BakeOutput`.
+        """
+        if not MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE:
+            raise ValueError(f"texture size must be within {MIN_TEXTURE_SIZE}-{MAX_TEXTURE_SIZE}, got {size}")
+        img = np.asarray(photo)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ShapeError(f"photo must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
+        st, m = self.settings, self.model
+        size = int(size)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        lay = self._layout(size)
+        timings["bake_uv"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        out = m(coeffs)
+        verts, normals = out.vertices[0], out.normals[0]
+        gamma = m.layout.split(coeffs).gamma
+        # Depth buffer on the crop camera, at about the photo's resolution of the face (capped).
+        k = float(np.clip(1.0 / crop.scale, 1.0, 3.0))
+        cam = m.camera.scaled(k)
+        depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
+                                colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
+        timings["bake_depth"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        photo_f = img.astype(np.float32) / 255.0
+
+        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+            """Photo colour ``(N, 3)`` and weight ``(N,)`` of the texels' surface points."""
+            p = self._interp(lay, verts, tri_vertices)
+            n = self._interp(lay, normals, tri_vertices)
+            n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            view = torch.tensor([0.0, 0.0, cam.distance], device=p.device) - p
+            facing = (n * view).sum(-1) / view.norm(dim=-1).clamp_min(1e-12)
+            w = ((facing - st.facing_min) / (st.facing_full - st.facing_min)).clamp(0.0, 1.0)
+            z = cam.depth(p)
+            q = cam.project(p).cpu().numpy()  # crop pixels at scale k
+            # Depth test: nearest depth-buffer texel (cv2 maps use integer pixel centres).
+            zbuf = _sample_points(depth_map, q, cv2.INTER_NEAREST, 0.0)
+            visible = (zbuf > 0) & (z.cpu().numpy() <= zbuf + st.depth_tolerance)
+            xy = crop.inverse(q / k)  # photo pixels
+            colour = _sample_points(photo_f, xy, cv2.INTER_LINEAR, -1.0)
+            inside = colour.min(-1) >= 0.0
+            irr = sh_irradiance(n[None], gamma)[0].clamp_min(st.min_irradiance).cpu().numpy()
+            weight = w.cpu().numpy() * visible * inside
+            return np.clip(colour, 0.0, None) / irr, weight
+
+        tri_v = m.triangles[lay.tri]
+        direct, w_direct = sample(tri_v)
+        mirrored, w_mirror = sample(self.mirror[tri_v])
+        timings["bake_sample"] = time.perf_counter() - t2
+
+        t3 = time.perf_counter()
+        w_direct = self._feather(lay, w_direct, size)
+        w_mirror = self._feather(lay, w_mirror, size)
+        prior = self._model_albedo(lay, out, coeffs, size)
+        skin = lay.skin.cpu().numpy() > 0.5
+        seen = skin & (w_direct > 0.5)
+        if seen.sum() >= 20:
+            # Colour-match the model albedo to the visible skin (robust per-channel gain).
+            gain = np.median(direct[seen], axis=0) / np.maximum(np.median(prior[seen], axis=0), 1e-3)
+            prior = prior * np.clip(gain, 0.25, 4.0)
+        else:
+            logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
+        fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
+        albedo = w_direct[:, None] * direct + (1.0 - w_direct[:, None]) * fill
+        albedo = np.clip(albedo, 0.0, 1.0)
+
+        tex = torch.zeros(size * size, 3)
+        tex[lay.index] = torch.as_tensor(albedo, dtype=torch.float32)
+        grow = max(1, round(st.dilate * size / 1024))
+        tex = dilate_texture(tex.view(size, size, 3), lay.covered, iterations=grow)
+        grown = dilate_texture(lay.covered.float()[..., None], lay.covered, iterations=grow)[..., 0] > 0
+        mean_skin = albedo[skin].mean(0) if skin.any() else albedo.mean(0)
+        tex[~grown] = torch.as_tensor(mean_skin, dtype=torch.float32)
+        texture = (tex.numpy() * 255.0 + 0.5).astype(np.uint8)
+        timings["bake_fill"] = time.perf_counter() - t3
+        timings["bake"] = time.perf_counter() - t0
+        n = max(len(w_direct), 1)
+        return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
+                          mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n), timings=timings)
+
+    def _feather(self, lay: _UVLayout, weight: np.ndarray, size: int) -> np.ndarray:
+        """Multiply ``weight`` by a ramp over the texel distance to the nearest unusable texel."""
+        # Texels outside the UV islands count as usable: island borders are not visibility edges.
+        img = np.ones(size * size, np.uint8)
+        img[lay.index.cpu().numpy()] = (weight > 0.05).astype(np.uint8)
+        dist = cv2.distanceTransform(img.reshape(size, size), cv2.DIST_L2, 3).reshape(-1)
+        ramp = np.clip(dist[lay.index.cpu().numpy()] / (self.settings.feather * size / 1024), 0.0, 1.0)
+        return weight * ramp
+
+    def _model_albedo(self, lay: _UVLayout, out, coeffs: torch.Tensor, size: int) -> np.ndarray:
+        """The model's albedo for ``coeffs`` at the covered texels, ``(N, 3)``."""
+        m = self.model
+        if m.albedo_space == "uv":
+            alb = out.albedo[0].permute(2, 0, 1)[None]
+            alb = torch.nn.functional.interpolate(alb, size=(size, size), mode="bilinear", align_corners=False)
+            return alb[0].permute(1, 2, 0).reshape(-1, 3)[lay.index].cpu().numpy()
+        return self._interp(lay, out.vertex_albedo[0]).cpu().numpy()
