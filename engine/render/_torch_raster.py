@@ -19,6 +19,7 @@ __all__ = ["visibility", "covered_barycentrics"]
 # Inside test tolerance on screen-space barycentrics, so pixel centres lying exactly on an
 # edge shared by two triangles are claimed by both (watertight) instead of by neither.
 _EDGE_EPS = {torch.float64: 1e-12, torch.float32: 1e-6}
+_CHUNK = 1 << 22  # candidate pixels per z-buffer chunk
 _W_MIN = 1e-8  # triangles with a vertex at or behind the camera plane are dropped (no clipping)
 
 
@@ -94,8 +95,28 @@ def visibility(
         d0[:, None] * dq0 + d1[:, None] * dq1 + q[:, 2],
     ], dim=1)  # (T, 12)
 
-    # Expand every triangle into the pixel centres of its bounding box.
+    # Expand triangles into the pixel centres of their bounding boxes, in chunks of about
+    # _CHUNK candidates so a few huge triangles (or a big batch) cannot exhaust memory.
     counts = bw * bh
+    ends = torch.cumsum(counts, 0)
+    marks = torch.arange(_CHUNK, max(int(ends[-1]), _CHUNK), _CHUNK, device=dev)
+    bounds = torch.searchsorted(ends, marks, right=True).tolist()
+    splits = [0, *sorted(set(bounds) - {0, tid.numel()}), tid.numel()]
+    sentinel = torch.iinfo(torch.int64).max
+    zbuf = torch.full((bsz * height * width,), sentinel, dtype=torch.int64, device=dev)
+    eps = _EDGE_EPS.get(pos.dtype, 1e-6)
+    for lo, hi in zip(splits[:-1], splits[1:]):
+        if hi > lo:
+            pix, key = _candidates(coef[lo:hi], box[lo:hi], bw[lo:hi], counts[lo:hi], tid[lo:hi], nf, height, width, eps)
+            zbuf.scatter_reduce_(0, pix, key, reduce="amin")
+    pixel_index = (zbuf != sentinel).nonzero().squeeze(1)
+    pixel_triangle = zbuf[pixel_index] & 0xFFFFFFFF
+    return pixel_index, pixel_triangle
+
+
+def _candidates(coef, box, bw, counts, tid, nf, height, width, eps):
+    """Covered pixel centres of a chunk of triangles → flat pixel indices and z-buffer keys."""
+    dev = coef.device
     cand_t = torch.repeat_interleave(torch.arange(tid.numel(), device=dev), counts)
     starts = torch.cumsum(counts, 0) - counts
     ints = torch.stack([starts, bw, box[:, 0], box[:, 1]], dim=1).index_select(0, cand_t)
@@ -103,9 +124,8 @@ def visibility(
     row_off = torch.div(local, ints[:, 1], rounding_mode="floor")
     col = ints[:, 2] + local - row_off * ints[:, 1]
     row = ints[:, 3] + row_off
-    pxc = col.to(pos.dtype) + 0.5
-    pyc = row.to(pos.dtype) + 0.5
-    eps = _EDGE_EPS.get(pos.dtype, 1e-6)
+    pxc = col.to(coef.dtype) + 0.5
+    pyc = row.to(coef.dtype) + 0.5
     # Two stages: the 2D inside test on every candidate, the depth only on the survivors.
     cf = coef[:, :6].index_select(0, cand_t)
     b0 = torch.addcmul(torch.addcmul(cf[:, 2], cf[:, 0], pxc), cf[:, 1], pyc)
@@ -121,14 +141,7 @@ def visibility(
     batch = torch.div(gtri, nf, rounding_mode="floor")
     pix = (batch * height + pix_row.index_select(0, sel)) * width + pix_col.index_select(0, sel)
     depth = (1.0 / inv_w.index_select(0, sel)).float()
-    key = (depth.view(torch.int32).long() << 32) | (gtri - batch * nf)
-
-    sentinel = torch.iinfo(torch.int64).max
-    zbuf = torch.full((bsz * height * width,), sentinel, dtype=torch.int64, device=dev)
-    zbuf.scatter_reduce_(0, pix, key, reduce="amin")
-    pixel_index = (zbuf != sentinel).nonzero().squeeze(1)
-    pixel_triangle = zbuf[pixel_index] & 0xFFFFFFFF
-    return pixel_index, pixel_triangle
+    return pix, (depth.view(torch.int32).long() << 32) | (gtri - batch * nf)
 
 
 def covered_barycentrics(

@@ -101,3 +101,14 @@ def test_cuda_matches_cpu(cuda_device):
     assert (cpu.triangle_id != gpu.triangle_id.cpu()).float().mean() < 1e-3
     same = cpu.triangle_id == gpu.triangle_id.cpu()
     torch.testing.assert_close(gpu.barycentrics.cpu()[same], cpu.barycentrics[same], rtol=1e-4, atol=1e-4)
+
+
+def test_chunked_zbuffer_matches_single_pass(monkeypatch):
+    import engine.render._torch_raster as raster
+
+    pos, tris = random_clip_mesh(8, batch=3, nv=60, nf=80)
+    whole = rasterize(CTX, pos, tris, (40, 48))
+    monkeypatch.setattr(raster, "_CHUNK", 97)
+    chunked = rasterize(CTX, pos, tris, (40, 48))
+    assert torch.equal(whole.triangle_id, chunked.triangle_id)
+    torch.testing.assert_close(whole.depth, chunked.depth)
