@@ -356,13 +356,17 @@ def _cylindrical_uv(vertices: np.ndarray) -> np.ndarray:
     """
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
     a = np.stack([2 * x, 2 * z, np.ones_like(x)], axis=1)
-    (cx, cz, c), *_ = np.linalg.lstsq(a, x * x + z * z, rcond=None)
-    radius_sq = c + cx * cx + cz * cz
+    (cx, cz, _), *_ = np.linalg.lstsq(a, x * x + z * z, rcond=None)
     width = x.max() - x.min()
-    if not np.isfinite(radius_sq) or radius_sq <= 0 or cz >= z.mean():
-        # A flat or inward-curved surface: fall back to an axis well behind it (near-planar map).
-        cx, cz, radius_sq = x.mean(), z.min() - 2.0 * width, (2.0 * width) ** 2
-    arc = np.sqrt(radius_sq) * np.arctan2(x - cx, z - cz)
+    if not (np.isfinite(cx) and np.isfinite(cz)):
+        cx, cz = x.mean(), -np.inf
+    # The axis must lie behind every vertex: then all angles are within ±90° and the map has no
+    # seam. (For a flat or inward-curved surface this gives a near-planar projection.)
+    cz = min(cz, z.min() - 0.1 * width)
+    if not np.isfinite(cz):
+        cz = z.min() - 2.0 * width
+    radius = np.median(np.hypot(x - cx, z - cz))
+    arc = radius * np.arctan2(x - cx, z - cz)
     uv = np.stack([arc, y], axis=1)
     lo, hi = uv.min(axis=0), uv.max(axis=0)
     scale = (1.0 - 2.0 * UV_MARGIN) / float((hi - lo).max())

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import struct
 import zlib
 from pathlib import Path
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Expected shape: one entry per dimension, ``None`` for "any size".
 ShapeSpec = tuple[int | None, ...]
+
+_MI_COMPRESSED = 15
 
 # What scipy raises on truncated, corrupt or non-MAT input.
 _READ_ERRORS = (MatReadError, ValueError, OSError, EOFError, zlib.error, TypeError, KeyError,
@@ -80,6 +83,9 @@ def read_mat_arrays(path: str | Path, specs: dict[str, ShapeSpec | None]) -> dic
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"file not found: {path}")
+    cut = _truncation(path)
+    if cut:
+        raise ModelFileError(f"{path}: truncated MAT file ({cut})")
     try:
         raw = scipy.io.loadmat(str(path), variable_names=list(specs))
     except NotImplementedError as exc:
@@ -103,6 +109,37 @@ def read_mat_arrays(path: str | Path, specs: dict[str, ShapeSpec | None]) -> dic
         out[key] = arr
     log.debug("read %s: %s", path, {k: v.shape for k, v in out.items()})
     return out
+
+
+def _truncation(path: Path) -> str | None:
+    """Walk a MAT v5 file's top-level data elements; say where it is cut short, else ``None``.
+
+    scipy stops quietly at a cut between two variables, which would otherwise surface
+    as a "missing key". Files that are not MAT v5 are left to scipy to reject.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+        if len(head) < 128:
+            return f"{size} bytes, shorter than the 128-byte MAT header"
+        endian = {b"IM": "<", b"MI": ">"}.get(head[126:128])
+        if endian is None or struct.unpack(endian + "H", head[124:126])[0] != 0x0100:
+            return None
+        pos = 128
+        while pos < size:
+            fh.seek(pos)
+            tag = fh.read(8)
+            if len(tag) < 8:
+                return f"the file ends inside a data-element tag at byte {pos}"
+            mdtype, n_bytes = struct.unpack(endian + "II", tag)
+            if mdtype >> 16:              # small data element: 4 bytes of data inside the tag
+                pos += 8
+                continue
+            end = pos + 8 + n_bytes
+            if end > size:
+                return f"the data element at byte {pos} needs {end} bytes, the file has {size}"
+            pos = end + (0 if mdtype == _MI_COMPRESSED else (-n_bytes) % 8)
+    return None
 
 
 def _list_keys(path: Path) -> list[str]:
