@@ -79,6 +79,7 @@ MICROMETRE = 1e-6             # BFM09 native unit -> metres
 DECIMETRE = 0.1               # Deep3DFaceRecon's unit -> metres
 EXPRESSION_SIGMAS = 3.0
 UV_MARGIN = 0.02
+FACE_WIDTH_M = (0.05, 0.5)    # plausible ear-to-ear width of the mean face; catches unit mix-ups
 
 #: Files a Deep3DFaceRecon ``BFM/`` folder must hold for :func:`convert_bfm09`.
 BFM_FOLDER_FILES = ("BFM_front_idx.mat", "BFM_exp_idx.mat", "facemodel_info.mat", "std_exp.txt")
@@ -384,6 +385,12 @@ def _assemble(mean_shape: np.ndarray, id_basis: np.ndarray, exp_basis: np.ndarra
         info: 0-based ``triangles``, ``keypoints``, ``region`` and the ``skin`` mask.
         source: provenance for the metadata.
     """
+    width = float(mean_shape[:, 0].max() - mean_shape[:, 0].min())
+    if not FACE_WIDTH_M[0] <= width <= FACE_WIDTH_M[1]:
+        raise ModelFileError(
+            f"{source['converted_from'][0]}: the mean face is {width:.4g} m wide after unit conversion, expected "
+            f"{FACE_WIDTH_M[0]}-{FACE_WIDTH_M[1]} m; is it in BFM09's micrometres (or decimetres for "
+            f"BFM_model_front.mat)?")
     centre = mean_shape.mean(axis=0)
     mean_shape = (mean_shape - centre).astype(np.float32)
     triangles = info["triangles"].astype(np.int32)

@@ -350,3 +350,47 @@ class TestErrors:
 def test_metadata_is_json(converted):
     assert json.loads(json.dumps(converted.metadata)) == converted.metadata
     assert "non-commercial" in converted.metadata["licence"]
+
+
+def _tiny_front_mat(path: Path, scale_dm: float = 1.0) -> Path:
+    """A 5×5-vertex cap in BFM_model_front.mat layout (decimetres, 0-255), CCW seen from +z."""
+    n_side = 5
+    g = np.linspace(-0.7, 0.7, n_side)
+    x, y = np.meshgrid(g, g)
+    verts = np.stack([x.ravel(), y.ravel(), 0.5 - 0.3 * (x.ravel() ** 2 + y.ravel() ** 2)], axis=1) * scale_dm
+    tri = []
+    for r in range(n_side - 1):
+        for c in range(n_side - 1):
+            a = r * n_side + c
+            tri += [[a, a + 1, a + n_side + 1], [a, a + n_side + 1, a + n_side]]
+    n = verts.shape[0]
+    rng = np.random.default_rng(0)
+    arrays = {
+        "meanshape": verts.reshape(1, -1), "meantex": np.full((1, 3 * n), 127.5),
+        "idBase": rng.normal(size=(3 * n, 80)), "exBase": rng.normal(size=(3 * n, 64)),
+        "texBase": rng.normal(size=(3 * n, 80)) * 10, "tri": np.asarray(tri, np.float64) + 1,
+        "keypoints": (np.arange(68) % n + 1).reshape(1, 68).astype(np.float64),
+        "skinmask": np.ones((1, n)), "frontmask2_idx": np.arange(1, 10, dtype=np.float64).reshape(-1, 1),
+    }
+    bf.savemat_compressed(path, arrays)
+    return path
+
+
+def test_front_mat_units_without_index_files(tmp_path):
+    path = _tiny_front_mat(tmp_path / "BFM_model_front.mat")
+    raw = scipy.io.loadmat(path)
+    d = bfm09.convert_front_mat(path)
+    verts = raw["meanshape"].reshape(-1, 3) * 0.1
+    np.testing.assert_allclose(d.mean_shape, verts - verts.mean(axis=0), atol=1e-7)
+    np.testing.assert_allclose(d.id_basis[5, 7], raw["idBase"][21:24, 5] * 0.1, rtol=1e-6)
+    np.testing.assert_allclose(d.exp_basis[63, 24], raw["exBase"][72:75, 63] * 0.1, rtol=1e-6)
+    np.testing.assert_allclose(d.albedo_basis[79, 3], raw["texBase"][9:12, 79] / 255, rtol=1e-6)
+    np.testing.assert_allclose(d.albedo_mean, 0.5)
+    assert d.face_region.sum() == 9 and d.landmark_indices[0] == 0 and d.landmark_indices[30] == 5
+    assert d.metadata["winding_flipped"] is False
+
+
+def test_mean_shape_in_wrong_units_is_refused(tmp_path):
+    path = _tiny_front_mat(tmp_path / "BFM_model_front.mat", scale_dm=1000.0)
+    with pytest.raises(ModelFileError, match=r"mean face is 140 m wide .* expected 0\.05-0\.5 m"):
+        bfm09.convert_front_mat(path)
