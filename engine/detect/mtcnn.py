@@ -9,11 +9,11 @@ Same cascade, thresholds and pyramid: ``min_face_size=20``,
 (IoU) and 0.7 (intersection over the smaller box) after O-Net.
 
 The cascade runs on a downscaled copy of the photo when that loses no face
-the caller wants: the copy is scaled by ``min(1, min_face_size /
-smallest_face, max_side / longest side)`` — by default faces down to 32 photo
-pixels are found (the pipeline rejects faces under 40 px anyway) and the
-longest side is at most 1280 px. Boxes and points are mapped back to full
-resolution. This keeps a 1-megapixel portrait well under 300 ms on two CPU
+the caller wants: P-Net's pyramid starts from a copy scaled by ``min(1,
+min_face_size / smallest_face, max_side / longest side)`` — by default faces
+down to 32 photo pixels are found (the pipeline rejects faces under 40 px
+anyway) and the longest side is at most 1280 px. R-Net and O-Net then crop
+the full-resolution photo, so boxes and points keep full precision. This keeps a 1-megapixel portrait well under 300 ms on two CPU
 cores; pass ``smallest_face=20`` for facenet-pytorch's exhaustive search.
 
 Image resampling (pyramid levels and the R-Net/O-Net crops) uses OpenCV's
@@ -240,7 +240,7 @@ def _crops(img: np.ndarray, boxes: torch.Tensor, size: int) -> tuple[torch.Tenso
     """Cut boxes (clamped to the image, as facenet-pytorch) and resize them to ``size``².
 
     Args:
-        img: ``(H, W, 3)`` float32 image.
+        img: ``(H, W, 3)`` image (any dtype; crops are resampled in float32).
         boxes: ``(N, 4+)`` boxes in MTCNN's 1-based inclusive convention.
 
     Returns:
@@ -256,7 +256,9 @@ def _crops(img: np.ndarray, boxes: torch.Tensor, size: int) -> tuple[torch.Tenso
     ey = b[:, 3].clamp(max=h)
     valid = (ey > y - 1) & (ex > x - 1)
     crops = [
-        cv2.resize(img[y[k] - 1 : ey[k], x[k] - 1 : ex[k]], (size, size), interpolation=cv2.INTER_AREA)
+        cv2.resize(
+            img[y[k] - 1 : ey[k], x[k] - 1 : ex[k]].astype(np.float32), (size, size), interpolation=cv2.INTER_AREA
+        )
         for k in torch.nonzero(valid).flatten().tolist()
     ]
     if not crops:
@@ -312,26 +314,25 @@ class MTCNNDetector:
         if s < 1.0:
             size = (max(1, round(w0 * s)), max(1, round(h0 * s)))
             small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
-        sy, sx = h0 / small.shape[0], w0 / small.shape[1]
+        scale = torch.tensor([small.shape[1] / w0, small.shape[0] / h0] * 2)
         with torch.inference_mode():
-            boxes, points = self._cascade(small)
-        boxes = boxes.numpy().astype(np.float64)
-        points = points.numpy().astype(np.float64)
-        detections = []
-        for box, pts in zip(boxes, points):
-            box_full = box[:4] * np.array([sx, sy, sx, sy])
-            pts_full = pts * np.array([sx, sy])
-            detections.append(FaceDetection(box=box_full, score=float(box[4]), points5=pts_full, source=self.name))
+            proposals = self._propose(small)
+            # Only P-Net needs the pyramid; R-Net and O-Net crop the full-resolution photo.
+            proposals[:, :4] /= scale
+            boxes, points = self._refine(image, proposals)
+        detections = [
+            FaceDetection(box=box[:4], score=float(box[4]), points5=pts, source=self.name)
+            for box, pts in zip(boxes.double().numpy(), points.double().numpy())
+        ]
         detections.sort(key=lambda d: -d.score)
         logger.debug("mtcnn: %d face(s) in %dx%d image", len(detections), w0, h0)
         return detections
 
-    def _cascade(self, img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the three stages on ``(H, W, 3)`` float32; returns ``(N, 5)`` boxes+score, ``(N, 5, 2)`` points."""
+    def _propose(self, img: np.ndarray) -> torch.Tensor:
+        """Stage 1, P-Net over the pyramid of ``(H, W, 3)`` float32; returns ``(N, 5)`` square boxes + score."""
         import cv2
 
         h, w = img.shape[:2]
-        empty = (torch.zeros(0, 5), torch.zeros(0, 5, 2))
 
         # Stage 1: P-Net over the pyramid.
         m = 12.0 / self.min_face_size
@@ -347,7 +348,7 @@ class MTCNNDetector:
             scale *= self.factor
             min_side *= self.factor
         if not candidates:
-            return empty
+            return torch.zeros(0, 5)
         cand = torch.cat(candidates)
         cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
         bw = cand[:, 2] - cand[:, 0]
@@ -362,7 +363,13 @@ class MTCNNDetector:
             ],
             dim=1,
         )
-        boxes = _square(boxes)
+        return _square(boxes)
+
+    def _refine(self, img: np.ndarray, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stages 2-3 on ``(H, W, 3)`` uint8; returns ``(N, 5)`` boxes + score and ``(N, 5, 2)`` points."""
+        empty = (torch.zeros(0, 5), torch.zeros(0, 5, 2))
+        if len(boxes) == 0:
+            return empty
 
         # Stage 2: R-Net on 24×24 crops.
         data, valid = _crops(img, boxes, 24)
