@@ -77,23 +77,22 @@ def visibility(
     bw = box[:, 2] - box[:, 0] + 1
     bh = box[:, 3] - box[:, 1] + 1
 
-    # Affine coefficients: b_k(px, py) = a_k·px + c_k·py + d_k for k = 0, 1 (b_2 = 1 − b0 − b1);
-    # 1/w and z/w are affine in screen space too.
+    # Barycentrics are affine in screen space and vanish at vertex 2 for k = 0, 1:
+    # b_k(p) = a_k·(px − x2) + c_k·(py − y2), b_2 = 1 − b0 − b1; 1/w and z/w are affine too.
+    # Offsets from vertex 2 (not absolute pixel positions) keep float32 free of cancellation.
     inv = 1.0 / area.index_select(0, tid)
     a0 = (y[:, 1] - y[:, 2]) * inv
     c0 = (x[:, 2] - x[:, 1]) * inv
-    d0 = (x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1]) * inv
     a1 = (y[:, 2] - y[:, 0]) * inv
     c1 = (x[:, 0] - x[:, 2]) * inv
-    d1 = (x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2]) * inv
     q = torch.stack([iw, z], dim=2)  # (T, 3, 2): per-vertex 1/w and NDC z
     dq0, dq1 = q[:, 0] - q[:, 2], q[:, 1] - q[:, 2]
     coef = torch.cat([
-        torch.stack([a0, c0, d0, a1, c1, d1], dim=1),
+        torch.stack([a0, c0, a1, c1, box[:, 0] + 0.5 - x[:, 2], box[:, 1] + 0.5 - y[:, 2]], dim=1),
         a0[:, None] * dq0 + a1[:, None] * dq1,
         c0[:, None] * dq0 + c1[:, None] * dq1,
-        d0[:, None] * dq0 + d1[:, None] * dq1 + q[:, 2],
-    ], dim=1)  # (T, 12)
+        q[:, 2],
+    ], dim=1)  # (T, 12): a0 c0 a1 c1 ox oy | d(1/w, z)/dpx | d(1/w, z)/dpy | (1/w, z) at vertex 2
 
     # Expand triangles into the pixel centres of their bounding boxes, in chunks of about
     # _CHUNK candidates so a few huge triangles (or a big batch) cannot exhaust memory.
@@ -122,20 +121,20 @@ def _candidates(coef, box, bw, counts, tid, nf, height, width, eps):
     ints = torch.stack([starts, bw, box[:, 0], box[:, 1]], dim=1).index_select(0, cand_t)
     local = torch.arange(cand_t.numel(), device=dev) - ints[:, 0]
     row_off = torch.div(local, ints[:, 1], rounding_mode="floor")
-    col = ints[:, 2] + local - row_off * ints[:, 1]
-    row = ints[:, 3] + row_off
-    pxc = col.to(coef.dtype) + 0.5
-    pyc = row.to(coef.dtype) + 0.5
+    col_off = local - row_off * ints[:, 1]
     # Two stages: the 2D inside test on every candidate, the depth only on the survivors.
     cf = coef[:, :6].index_select(0, cand_t)
-    b0 = torch.addcmul(torch.addcmul(cf[:, 2], cf[:, 0], pxc), cf[:, 1], pyc)
-    b1 = torch.addcmul(torch.addcmul(cf[:, 5], cf[:, 3], pxc), cf[:, 4], pyc)
+    dx = col_off.to(coef.dtype) + cf[:, 4]  # pixel centre − vertex 2
+    dy = row_off.to(coef.dtype) + cf[:, 5]
+    b0 = torch.addcmul(cf[:, 0] * dx, cf[:, 1], dy)
+    b1 = torch.addcmul(cf[:, 2] * dx, cf[:, 3], dy)
     sel = ((b0 >= -eps) & (b1 >= -eps) & (b0 + b1 <= 1.0 + eps)).nonzero().squeeze(1)
-    cand_t, pxc, pyc = cand_t.index_select(0, sel), pxc.index_select(0, sel), pyc.index_select(0, sel)
-    pix_col, pix_row = col.index_select(0, sel), row.index_select(0, sel)
+    cand_t, dx, dy = cand_t.index_select(0, sel), dx.index_select(0, sel), dy.index_select(0, sel)
+    pix_col = ints[:, 2].index_select(0, sel) + col_off.index_select(0, sel)
+    pix_row = ints[:, 3].index_select(0, sel) + row_off.index_select(0, sel)
     cf = coef[:, 6:].index_select(0, cand_t)
-    inv_w = torch.addcmul(torch.addcmul(cf[:, 4], cf[:, 0], pxc), cf[:, 2], pyc)
-    z_ndc = torch.addcmul(torch.addcmul(cf[:, 5], cf[:, 1], pxc), cf[:, 3], pyc)
+    inv_w = torch.addcmul(torch.addcmul(cf[:, 4], cf[:, 0], dx), cf[:, 2], dy)
+    z_ndc = torch.addcmul(torch.addcmul(cf[:, 5], cf[:, 1], dx), cf[:, 3], dy)
     sel = ((z_ndc >= -1.0) & (z_ndc <= 1.0) & (inv_w > 0)).nonzero().squeeze(1)
     gtri = tid.index_select(0, cand_t.index_select(0, sel))  # index in the flattened B·F list
     batch = torch.div(gtri, nf, rounding_mode="floor")

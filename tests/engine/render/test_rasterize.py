@@ -35,6 +35,22 @@ class TestAgainstBruteForce:
         f32 = rasterize(CTX, pos.float(), tris, (24, 32))
         assert (f64.triangle_id != f32.triangle_id).float().mean() < 0.01
 
+    def test_float32_fine_mesh_is_watertight(self):
+        # A tilted, finely tessellated plane at 512²: no pixel inside it may fall through cracks.
+        n = 120
+        s = torch.linspace(-0.95, 0.95, n)
+        yy, xx = torch.meshgrid(s, s, indexing="ij")
+        w = 2.0 + 0.7 * xx + 0.3 * yy
+        pos = torch.stack([xx * w, yy * w, torch.zeros_like(w), w], -1).view(1, -1, 4)
+        idx = torch.arange(n * n).view(n, n)
+        a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
+        tris = torch.cat([torch.stack([a, b, d], -1).view(-1, 3), torch.stack([a, d, c], -1).view(-1, 3)])
+        frags = rasterize(CTX, pos, tris, (512, 512), cull_backfaces=True)
+        centres = (torch.arange(512) + 0.5) / 256 - 1.0
+        inside = (centres.abs() < 0.949)[:, None] & (centres.abs() < 0.949)[None, :]
+        assert frags.mask[0][inside].all()
+        assert not frags.mask[0][~((centres.abs() < 0.951)[:, None] & (centres.abs() < 0.951)[None, :])].any()
+
 
 class TestConventions:
     def test_row_zero_is_top_and_centres_at_half(self):
