@@ -12,8 +12,8 @@ What the photo cannot show is filled in two steps: from the mirrored surface poi
 itself visible), then from the model's albedo, colour-matched to the visible skin. The
 blend weights fall off with the facing angle and with the texel distance to the
 visibility edge, so seams are feathered rather than cut. Texels outside every UV
-triangle are grown from their neighbours (so filtering at island borders stays
-on-colour) and the rest get the mean skin colour.
+triangle take the colour of the nearest covered texel (edge padding, so filtering at
+island borders stays on-colour).
 
 Colours stay in the photo's (sRGB-encoded) space, as in the fitting's photometric loss;
 the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 from engine.align import CropTransform
 from engine.errors import ShapeError
 from engine.face_model import FaceModel
-from engine.render import RenderContext, dilate_texture, rasterize_uv, render_mesh
+from engine.render import RenderContext, rasterize_uv, render_mesh
 from engine.shading import sh_irradiance
 
 __all__ = ["BakeSettings", "BakeOutput", "TextureBaker", "mirror_vertex_map"]
@@ -55,7 +55,6 @@ class BakeSettings:
         feather: texels over which weights ramp up from a visibility edge, at 1024²
             (scaled with the texture size).
         min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
-        dilate: texels of island growth beyond the UV triangles, at 1024².
     """
 
     facing_min: float = 0.15
@@ -63,7 +62,6 @@ class BakeSettings:
     depth_tolerance: float = 0.004
     feather: float = 12.0
     min_irradiance: float = 0.15
-    dilate: int = 8
 
 
 @dataclass
@@ -112,6 +110,23 @@ def _sample_points(image: np.ndarray, points: np.ndarray, interpolation: int, bo
     channels = image.shape[2] if image.ndim == 3 else 1
     out = cv2.remap(image, mx, my, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(border,) * channels)
     return out.reshape(rows * 1024, *image.shape[2:])[:n]
+
+
+def _fill_from_nearest(tex: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Give every uncovered texel the colour of the nearest covered one (edge padding).
+
+    Keeps bilinear filtering and mipmaps on-colour at UV island borders.
+    """
+    if covered.all() or not covered.any():
+        return tex
+    # Label = the nearest zero pixel of the source; covered texels are the zeros.
+    _, labels = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    flat = labels.reshape(-1)
+    cov = np.flatnonzero(covered.reshape(-1))
+    lut = np.zeros(int(flat.max()) + 1, np.int64)
+    lut[flat[cov]] = cov
+    return tex.reshape(-1, 3)[lut[flat]].reshape(tex.shape)
 
 
 @dataclass
@@ -238,14 +253,10 @@ class TextureBaker:
         albedo = w_direct[:, None] * direct + (1.0 - w_direct[:, None]) * fill
         albedo = np.clip(albedo, 0.0, 1.0)
 
-        tex = torch.zeros(size * size, 3)
-        tex[lay.index] = torch.as_tensor(albedo, dtype=torch.float32)
-        grow = max(1, round(st.dilate * size / 1024))
-        tex = dilate_texture(tex.view(size, size, 3), lay.covered, iterations=grow)
-        grown = dilate_texture(lay.covered.float()[..., None], lay.covered, iterations=grow)[..., 0] > 0
-        mean_skin = albedo[skin].mean(0) if skin.any() else albedo.mean(0)
-        tex[~grown] = torch.as_tensor(mean_skin, dtype=torch.float32)
-        texture = (tex.numpy() * 255.0 + 0.5).astype(np.uint8)
+        tex = np.zeros((size * size, 3), np.float32)
+        tex[lay.index.cpu().numpy()] = albedo
+        tex = _fill_from_nearest(tex.reshape(size, size, 3), lay.covered.cpu().numpy())
+        texture = (tex * 255.0 + 0.5).astype(np.uint8)
         timings["bake_fill"] = time.perf_counter() - t3
         timings["bake"] = time.perf_counter() - t0
         n = max(len(w_direct), 1)

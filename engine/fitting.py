@@ -56,7 +56,7 @@ from engine.fit_losses import (
     photometric_loss,
 )
 from engine.geometry import euler_to_rotation, rotation_to_euler
-from engine.render import RenderContext, interpolate, render_mesh
+from engine.render import RenderContext, interpolate, rasterize
 from engine.shading import SH_INIT_DC, sh_basis, sh_irradiance
 
 __all__ = [
@@ -333,19 +333,28 @@ class FaceFitter:
         posed = pts @ euler_to_rotation(p["angles"]).transpose(1, 2) + p["trans"][:, None]
         return self.model.camera.project(posed)
 
-    def render(self, coeffs: torch.Tensor, size: int):
-        """Shaded render, skin weight and fragments of ``coeffs`` at ``size``² on the crop."""
-        out = self.model(coeffs)
-        cam = self.model.camera.scaled(size / self.model.camera.image_size[0])
-        rend = render_mesh(self.ctx, out.vertices, self.model.triangles, (size, size), project=cam.world_to_clip,
-                           colors=out.vertex_colors, normals=out.normals)
-        skin = interpolate(self.model.skin_mask[:, None], rend.fragments, self.model.triangles)
-        return out, rend, skin.permute(0, 3, 1, 2) * rend.mask
+    def render(self, coeffs: torch.Tensor, size: int, with_normals: bool = False):
+        """Render ``coeffs`` at ``size``² on the crop.
+
+        Returns:
+            ``(out, image (1, 3, S, S), skin (1, 1, S, S), fragments, normals)``; the skin
+            weight is the interpolated skin mask on covered pixels; ``normals``
+            ``(1, S, S, 3)`` only when asked for (else None).
+        """
+        m = self.model
+        out = m(coeffs)
+        cam = m.camera.scaled(size / m.camera.image_size[0])
+        frags = rasterize(self.ctx, cam.world_to_clip(out.vertices), m.triangles, (size, size), cull_backfaces=True)
+        # One interpolation pass for colour and skin weight (background is zero in both).
+        attr = torch.cat([out.vertex_colors, m.skin_mask[None, :, None].expand(out.vertex_colors.shape[0], -1, 1)], -1)
+        pix = interpolate(attr, frags, m.triangles).permute(0, 3, 1, 2)
+        normals = interpolate(out.normals, frags, m.triangles) if with_normals else None
+        return out, pix[:, :3], pix[:, 3:], frags, normals
 
     def _photo_error(self, coeffs: torch.Tensor, image: torch.Tensor, valid: torch.Tensor, size: int) -> float:
         with torch.no_grad():
-            _, rend, skin = self.render(coeffs, size)
-            return float(photometric_loss(rend.image, image, skin * valid))
+            _, rendered, skin, _, _ = self.render(coeffs, size)
+            return float(photometric_loss(rendered, image, skin * valid))
 
     # --- the fit -----------------------------------------------------------------------------
     def fit(self, target: FitTarget, init: torch.Tensor | None = None, rigid_init: bool = True) -> FitOutput:
@@ -425,12 +434,12 @@ class FaceFitter:
         if cfg.photo_steps:
             def photo_loss() -> torch.Tensor:
                 c = coeffs()
-                _, rend, skin = self.render(c, size)
+                _, rendered, skin, _, _ = self.render(c, size)
                 mask = skin * valid
-                loss = (cfg.w_photo * photometric_loss(rend.image, image, mask) + lm_term() + reg_term(1.0)
+                loss = (cfg.w_photo * photometric_loss(rendered, image, mask) + lm_term() + reg_term(1.0)
                         + cfg.w_gamma * cfg.w_reg * gamma_regularisation(params["gamma"]))
                 if self.identity_loss is not None:
-                    loss = loss + self.identity_weight * self.identity_loss(rend.image, image, mask)
+                    loss = loss + self.identity_weight * self.identity_loss(rendered, image, mask)
                 return loss
 
             groups = shape_groups + [{"params": [params["tex"], params["gamma"]], "lr": cfg.lr_colour}]
@@ -470,15 +479,15 @@ class FaceFitter:
         """One round of closed-form light then albedo on the current geometry."""
         cfg, m = self.config, self.model
         with torch.no_grad():
-            out, rend, skin = self.render(coeffs(), size)
+            out, _, skin, frags, pix_n = self.render(coeffs(), size, with_normals=True)
             w = (skin * valid)[0, 0].reshape(-1)
             sel = w > 0.5
             if int(sel.sum()) < 50:
                 logger.warning("only %d skin pixels visible; skipping the light solve", int(sel.sum()))
                 return
             tris = m.triangles
-            frags = rend.fragments
-            normals = rend.normals[0].permute(1, 2, 0).reshape(-1, 3)[sel]
+            normals = pix_n[0].reshape(-1, 3)[sel]
+            normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             target = image[0].permute(1, 2, 0).reshape(-1, 3)[sel]
             albedo = interpolate(out.vertex_albedo, frags, tris)[0].reshape(-1, 3)[sel]
             params["gamma"].copy_(solve_lighting(albedo, normals, target, w[sel]))
