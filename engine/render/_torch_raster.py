@@ -13,6 +13,7 @@ from the clip positions with ordinary autograd ops, so they flow to the position
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 __all__ = ["visibility", "covered_barycentrics"]
 
@@ -169,23 +170,60 @@ def covered_barycentrics(
     row = torch.div(rem, width, rounding_mode="floor")
     col = rem - row * width
     vid = (tris[pixel_triangle] + (batch * nv).unsqueeze(1)).reshape(-1)
-    p = pos.reshape(-1, 4).index_select(0, vid).view(-1, 3, 4)
-    w = p[..., 3]
-    # Work in NDC: barycentrics are invariant to the affine NDC → pixel map.
-    xn = p[..., 0] / w
-    yn = p[..., 1] / w
+    # Pixel centres in NDC: barycentrics are invariant to the affine NDC → pixel map.
     cx = (2.0 * col.to(pos.dtype) + 1.0) / width - 1.0
     cy = 1.0 - (2.0 * row.to(pos.dtype) + 1.0) / height
-    dx = xn - cx.unsqueeze(1)
-    dy = yn - cy.unsqueeze(1)
-    # Sub-triangle areas opposite each vertex (sign matches the full triangle's).
-    l0 = dx[:, 1] * dy[:, 2] - dx[:, 2] * dy[:, 1]
-    l1 = dx[:, 2] * dy[:, 0] - dx[:, 0] * dy[:, 2]
-    l2 = dx[:, 0] * dy[:, 1] - dx[:, 1] * dy[:, 0]
-    screen = torch.stack([l0, l1, l2], dim=1)
-    persp = screen / w
-    total = persp.sum(dim=1, keepdim=True)
-    bary = persp / total
-    # 1/w is affine in screen space: 1/Z = Σ b_screen_k / w_k, with b_screen = l / Σ l.
-    depth = screen.sum(dim=1) / total.squeeze(1)
-    return bary, depth
+    return _BarycentricsFn.apply(pos.reshape(-1, 4), vid, cx, cy)
+
+
+class _BarycentricsFn(torch.autograd.Function):
+    """Barycentrics/depth of pixel centres in gathered triangles, with an analytic backward.
+
+    Per pixel, with NDC offsets ``d_k = (X_k/W_k − cx, Y_k/W_k − cy)`` of the three corners:
+    ``l_k`` = signed area opposite corner k, ``m_k = l_k / W_k``, ``T = Σ m``;
+    barycentrics ``m_k / T`` and depth ``Σ l / T``.
+    """
+
+    @staticmethod
+    def forward(ctx, pos_flat, vid, cx, cy):
+        p = pos_flat.index_select(0, vid).view(-1, 3, 4)
+        w = p[..., 3]
+        xn, yn = p[..., 0] / w, p[..., 1] / w
+        dx, dy = xn - cx.unsqueeze(1), yn - cy.unsqueeze(1)
+        l = _opposite_areas(dx, dy)
+        m = l / w
+        total = m.sum(dim=1, keepdim=True)
+        bary = m / total
+        depth = l.sum(dim=1) / total.squeeze(1)
+        ctx.save_for_backward(vid, w, xn, yn, dx, dy, l, m, total, bary, depth)
+        ctx.num_rows = pos_flat.shape[0]
+        return bary, depth
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_bary, g_depth):
+        vid, w, xn, yn, dx, dy, l, m, total, bary, depth = ctx.saved_tensors
+        if g_bary is None:
+            g_bary = torch.zeros_like(bary)
+        if g_depth is None:
+            g_depth = torch.zeros_like(depth)
+        inv_t = 1.0 / total  # (N, 1)
+        # depth = Σl / T and bary = m / T.
+        g_total = -(g_depth.unsqueeze(1) * depth.unsqueeze(1) + (g_bary * bary).sum(1, keepdim=True)) * inv_t
+        g_m = g_bary * inv_t + g_total
+        g_l = g_m / w + (g_depth.unsqueeze(1) * inv_t)
+        g_w = -g_m * m / w
+        # l_k = dx_a·dy_b − dx_b·dy_a with (a, b) = (k+1, k+2) mod 3.
+        g_dx = torch.roll(g_l, 1, 1) * torch.roll(dy, -1, 1) - torch.roll(g_l, -1, 1) * torch.roll(dy, 1, 1)
+        g_dy = torch.roll(g_l, -1, 1) * torch.roll(dx, 1, 1) - torch.roll(g_l, 1, 1) * torch.roll(dx, -1, 1)
+        g_x = g_dx / w
+        g_y = g_dy / w
+        g_w = g_w - g_x * xn - g_y * yn
+        grad = torch.stack([g_x, g_y, torch.zeros_like(g_x), g_w], dim=-1).view(-1, 4)
+        g_pos = grad.new_zeros(ctx.num_rows, 4).index_add_(0, vid, grad)
+        return g_pos, None, None, None
+
+
+def _opposite_areas(dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """``(N, 3)`` signed areas of the sub-triangles (centre, corner k+1, corner k+2)."""
+    return torch.roll(dx, -1, 1) * torch.roll(dy, 1, 1) - torch.roll(dx, 1, 1) * torch.roll(dy, -1, 1)
