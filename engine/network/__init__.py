@@ -14,12 +14,18 @@ baseline      ResNet-50 + linear           24.0 M      4.09 G
 """
 
 from engine.network.baseline import BaselineNet
-from engine.network.complexity import count_macs, count_parameters
+from engine.network.complexity import count_macs, count_parameters, macs_by_child
 from engine.network.factory import ARCHS, Arch, build_network
 from engine.network.heads import CoeffSizes
 from engine.network.msma import MSMANet
 from engine.network.regressor import CoefficientRegressor
-from engine.network.weights import load_backbone_state_dict, load_weights, read_weights_file, save_weights
+from engine.network.weights import (
+    baseline_from_deep3d,
+    load_backbone_state_dict,
+    load_weights,
+    read_weights_file,
+    save_weights,
+)
 
 __all__ = [
     "ARCHS",
@@ -28,11 +34,13 @@ __all__ = [
     "CoeffSizes",
     "CoefficientRegressor",
     "MSMANet",
+    "baseline_from_deep3d",
     "build_network",
     "count_macs",
     "count_parameters",
     "load_backbone_state_dict",
     "load_weights",
+    "macs_by_child",
     "read_weights_file",
     "save_weights",
 ]

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from engine.errors import WeightsError
+from engine.network.baseline import BaselineNet
 from engine.network.factory import ARCHS, build_network
-from engine.network.heads import CoeffSizes
+from engine.network.heads import N_ANGLES, N_GAMMA, CoeffSizes
 from engine.network.regressor import CoefficientRegressor
 from engine.network.resnet import ResNet
 
-__all__ = ["save_weights", "load_weights", "load_backbone_state_dict", "read_weights_file"]
+__all__ = ["save_weights", "load_weights", "load_backbone_state_dict", "read_weights_file", "baseline_from_deep3d"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,3 +216,49 @@ def load_backbone_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Te
     _load_checked(backbone, picked, source)
     ignored = len(state_dict) - len(picked)
     logger.info("loaded %d backbone tensors%s; ignored %d others", len(picked), f" under {prefix!r}" if prefix else "", ignored)
+
+
+def baseline_from_deep3d(state_dict: Mapping[str, torch.Tensor]) -> BaselineNet:
+    """Build the baseline from a Deep3DFaceRecon R-Net state dict (``torch.load(ckpt)["net_recon"]``).
+
+    Deep3DFaceRecon's R-Net is a ResNet-50 whose pooled features feed seven zero-initialised
+    1×1 convolutions (``final_layers.0`` .. ``.6``: id, exp, tex, angles, gamma, trans xy,
+    trans z) — the same rows as :class:`BaselineNet`'s linear layer, in the same order.
+    It is fed raw [0, 1] RGB, so the input normalisation is set to mean 0 / std 1, and its
+    decimetre translation becomes metres through the baseline's fixed output unit.
+
+    Args:
+        state_dict: keys ``backbone.*`` and ``final_layers.{0..6}.{weight,bias}``, optionally
+            under a prefix such as ``net_recon.`` or ``module.``.
+
+    Returns:
+        A :class:`BaselineNet` in eval mode whose sizes are read from the final layers.
+
+    Raises:
+        WeightsError: final layers missing or of unexpected shapes, or backbone keys missing.
+    """
+    finals = {}
+    for k, v in state_dict.items():
+        _, sep, tail = k.partition("final_layers.")
+        if sep:
+            finals[tail] = v
+    try:
+        weights = [finals[f"{i}.weight"] for i in range(7)]
+        biases = [finals[f"{i}.bias"] for i in range(7)]
+    except KeyError as exc:
+        raise WeightsError(f"not a Deep3DFaceRecon R-Net state dict: final layer {exc.args[0]!r} is missing") from exc
+    rows = [w.shape[0] for w in weights]
+    if rows[3:] != [N_ANGLES, N_GAMMA, 2, 1] or any(w.shape[1:] != (2048, 1, 1) for w in weights):
+        raise WeightsError(
+            "unexpected Deep3DFaceRecon final layers: rows "
+            f"{rows} (expected id, exp, tex, 3, 27, 2, 1), weight shapes {[tuple(w.shape) for w in weights]}"
+        )
+    net = BaselineNet(rows[0], rows[1], rows[2])
+    load_backbone_state_dict(net, state_dict)
+    with torch.no_grad():
+        net.fc.weight.copy_(torch.cat([w.flatten(1) for w in weights]))
+        net.fc.bias.copy_(torch.cat(biases))
+        net.input_mean.zero_()
+        net.input_std.fill_(1.0)
+    logger.info("built the baseline from a Deep3DFaceRecon R-Net (%s)", net.sizes)
+    return net.eval()

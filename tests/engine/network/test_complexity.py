@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from engine.network.complexity import count_macs, count_parameters
+from engine.network.complexity import count_macs, count_parameters, macs_by_child
 from engine.network.resnet import resnet50
 
 
@@ -24,3 +24,12 @@ def test_resnet50_matches_published_figures():
     assert 23_500_000 < count_parameters(net) < 23_520_000  # 25.557 M with the 1000-class fc
     assert abs(count_macs(net) / 1e9 - 4.09) < 0.01  # the usual "4.1 GFLOPs" (multiply-adds)
     assert net.training  # count_macs restores the mode
+
+
+def test_macs_by_child_adds_up():
+    from engine.network import build_network
+
+    net = build_network("msma_light", 4, 3, 2)
+    parts = macs_by_child(net, (1, 3, 64, 64))
+    assert set(parts) == {"backbone", "msf", "attention", "heads"}
+    assert sum(parts.values()) == count_macs(net, (1, 3, 64, 64))

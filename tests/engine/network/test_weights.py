@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.errors import WeightsError
-from engine.network import build_network, load_backbone_state_dict, load_weights, save_weights
+from engine.network import baseline_from_deep3d, build_network, load_backbone_state_dict, load_weights, save_weights
 from engine.network.resnet import resnet18, resnet50
 
 
@@ -99,7 +99,10 @@ class TestLoadErrors:
 def _torchvision_style(factory, n_classes=1000):
     """A state dict laid out like torchvision.models.resnet*(): backbone keys + fc, random values."""
     torch.manual_seed(1)
-    sd = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in factory().state_dict().items()}
+    # A fresh initialisation, perturbed so every tensor (BN statistics too) differs from defaults
+    # while a forward pass stays finite.
+    sd = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v for k, v in factory().state_dict().items()}
+    sd.update({k: v.abs() + 0.5 for k, v in sd.items() if k.endswith("running_var")})
     in_features = 2048 if factory is resnet50 else 512
     sd["fc.weight"] = torch.randn(n_classes, in_features)
     sd["fc.bias"] = torch.randn(n_classes)
@@ -155,3 +158,45 @@ class TestBackboneLoading:
     def test_not_a_resnet(self):
         with pytest.raises(WeightsError, match="no ResNet stem"):
             load_backbone_state_dict(resnet18(), {"encoder.weight": torch.zeros(3)})
+
+
+class TestDeep3DImport:
+    @staticmethod
+    def _deep3d_state_dict(r50_sd):
+        torch.manual_seed(2)
+        sd = {"net_recon.backbone." + k: v for k, v in r50_sd.items() if not k.startswith("fc.")}
+        for i, rows in enumerate((80, 64, 80, 3, 27, 2, 1)):
+            sd[f"net_recon.final_layers.{i}.weight"] = 0.01 * torch.randn(rows, 2048, 1, 1)
+            sd[f"net_recon.final_layers.{i}.bias"] = torch.randn(rows)
+        return sd
+
+    def test_matches_deep3d_forward(self, r50_sd):
+        sd = self._deep3d_state_dict(r50_sd)
+        net = baseline_from_deep3d(sd)
+        assert net.sizes.as_tuple() == (80, 64, 80)
+        # Deep3DFaceRecon's own forward: raw [0, 1] RGB → ResNet-50 → avg pool → 1×1 convs → concat.
+        ref_backbone = resnet50().eval()
+        ref_backbone.load_state_dict({k: v for k, v in r50_sd.items() if not k.startswith("fc.")})
+        images = torch.rand(1, 3, 64, 64)
+        with torch.no_grad():
+            pooled = ref_backbone(images)[-1].mean((2, 3), keepdim=True)
+            ref = torch.cat([
+                torch.nn.functional.conv2d(pooled, sd[f"net_recon.final_layers.{i}.weight"],
+                                           sd[f"net_recon.final_layers.{i}.bias"]).flatten(1)
+                for i in range(7)
+            ], 1)
+            out = net(images)
+        torch.testing.assert_close(out[:, :-3], ref[:, :-3], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(out[:, -3:], ref[:, -3:] * 0.1, rtol=1e-4, atol=1e-4)  # dm → m
+
+    def test_missing_final_layer(self, r50_sd):
+        sd = self._deep3d_state_dict(r50_sd)
+        del sd["net_recon.final_layers.6.bias"]
+        with pytest.raises(WeightsError, match="final layer '6.bias' is missing"):
+            baseline_from_deep3d(sd)
+
+    def test_unexpected_final_layer_rows(self, r50_sd):
+        sd = self._deep3d_state_dict(r50_sd)
+        sd["net_recon.final_layers.4.weight"] = torch.zeros(9, 2048, 1, 1)
+        with pytest.raises(WeightsError, match=r"rows \[80, 64, 80, 3, 9, 2, 1\]"):
+            baseline_from_deep3d(sd)
