@@ -1,0 +1,130 @@
+"""Turn one :class:`engine.result.FaceResult` into Blender data (main thread only).
+
+Creates, never modifies: a mesh with a UV map, an object named after the photo, "Basis" +
+expression shape keys, the albedo image, a material with the SH lighting group, and
+optionally a camera matching the photo. The coefficients, pose and lighting are stored as
+custom properties on the object (``msma_*``) so they can be read back and re-edited.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import conversion, material, mesh_builder, shape_keys
+
+__all__ = ["BuildOptions", "build_face_object", "new_photo_camera", "object_name_for", "store_result_properties"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildOptions:
+    """How a face object is built.
+
+    Attributes:
+        texture_mode: ``"PACK"`` (albedo packed into the .blend) or ``"SAVE"`` (PNG beside the .blend).
+        texture_dir: folder for ``"SAVE"`` (default: the .blend file's folder).
+        add_camera: also create a camera matching the photo.
+        set_scene_camera: make that camera the scene camera and set the render size to the photo's.
+        lighting: initial "Lighting" factor of the SH group (1 = photo lighting, 0 = plain albedo).
+        name: object name; default the photo's stem (``"Face"`` for in-memory images).
+    """
+
+    texture_mode: str = "PACK"
+    texture_dir: str | None = None
+    add_camera: bool = False
+    set_scene_camera: bool = False
+    lighting: float = 1.0
+    name: str | None = None
+
+
+def object_name_for(result) -> str:
+    """Object name for a result: the photo stem, plus ``.face<i>`` for faces after the first."""
+    stem = Path(result.image_path).stem if result.image_path else "Face"
+    return stem if result.face_index == 0 else f"{stem}.face{result.face_index}"
+
+
+def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Collection,
+                      options: BuildOptions | None = None, scene: bpy.types.Scene | None = None,
+                      vertices_neutral: np.ndarray | None = None,
+                      all_expression_values: np.ndarray | None = None) -> bpy.types.Object:
+    """Build the face object of one result.
+
+    Args:
+        result: :class:`engine.result.FaceResult`.
+        exp_basis: ``(Kexp, V, 3)`` expression basis of the result's face model, metres.
+        collection: where the new objects are linked.
+        options: :class:`BuildOptions`.
+        scene: scene for ``options.set_scene_camera``.
+        vertices_neutral: ``(V, 3)`` identity to use instead of ``result.vertices_neutral``
+            (animation keeps one identity over frames).
+        all_expression_values: ``(T, Kexp)`` values that will be keyframed (slider ranges cover them).
+
+    Returns:
+        The new object (camera, if any, in ``obj["msma_camera"]``).
+    """
+    opts = options or BuildOptions()
+    name = opts.name or object_name_for(result)
+    neutral = result.vertices_neutral if vertices_neutral is None else vertices_neutral
+    mesh = mesh_builder.new_face_mesh(name, neutral, result.triangles, result.uv_coords, result.uv_triangles)
+    obj = mesh_builder.new_face_object(name, mesh, collection)
+    shape_keys.add_expression_keys(obj, neutral, exp_basis, list(result.expression_names),
+                                   result.expression_range, result.expression_weights,
+                                   all_values=all_expression_values)
+    texture_dir = opts.texture_dir
+    if opts.texture_mode == "SAVE" and texture_dir is None:
+        if not bpy.data.filepath:
+            raise ValueError("save the .blend file first, or choose to pack the texture")
+        texture_dir = str(Path(bpy.path.abspath("//")))
+    image = material.new_albedo_image(f"{obj.name} albedo", result.albedo_texture, opts.texture_mode, texture_dir)
+    mat = material.new_face_material(f"{obj.name}", image, result.sh_coeffs, lighting=opts.lighting)
+    mesh.materials.append(mat)
+    mesh_builder.set_object_pose(obj, result.rotation, result.translation)
+    store_result_properties(obj, result)
+    if opts.add_camera:
+        cam = new_photo_camera(f"{obj.name} Camera", result.camera, collection)
+        obj["msma_camera"] = cam.name
+        if opts.set_scene_camera and scene is not None:
+            scene.camera = cam
+            scene.render.resolution_x, scene.render.resolution_y = cam.data["msma_resolution"]
+            scene.render.resolution_percentage = 100
+    log.info("built %r: %d vertices, %d shape keys", obj.name, len(mesh.vertices), len(result.expression_names))
+    return obj
+
+
+def store_result_properties(obj: bpy.types.Object, result) -> None:
+    """Keep the reconstruction on the object as ``msma_*`` custom properties (plain lists)."""
+    as_list = lambda a: [float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]  # noqa: E731
+    obj["msma_model"] = str(result.model_name)
+    obj["msma_image"] = str(result.image_path or "")
+    obj["msma_face_index"] = int(result.face_index)
+    obj["msma_coeffs"] = as_list(result.coeffs)
+    obj["msma_expression_weights"] = as_list(result.expression_weights)
+    obj["msma_angles"] = as_list(result.angles)
+    obj["msma_translation"] = as_list(result.translation)
+    obj["msma_sh"] = as_list(result.sh_coeffs)
+    cam = result.camera
+    obj["msma_photo_camera"] = {"focal": float(cam.focal), "center": [float(c) for c in cam.center],
+                                "image_size": [int(s) for s in cam.image_size], "distance": float(cam.distance)}
+
+
+def new_photo_camera(name: str, photo_camera, collection: bpy.types.Collection) -> bpy.types.Object:
+    """A new camera object that sees the world as the photo's camera did."""
+    settings = conversion.camera_to_blender(photo_camera)
+    data = bpy.data.cameras.new(name)
+    data.sensor_fit = "HORIZONTAL"
+    data.sensor_width = settings.sensor_width
+    data.lens = settings.lens
+    data.shift_x, data.shift_y = settings.shift_x, settings.shift_y
+    data.clip_start, data.clip_end = 0.01, 100.0
+    data["msma_resolution"] = list(settings.resolution)
+    cam = bpy.data.objects.new(name, data)
+    cam.location = settings.location
+    cam.rotation_euler = settings.rotation_euler
+    collection.objects.link(cam)
+    return cam

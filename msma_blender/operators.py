@@ -1,0 +1,295 @@
+"""Operators: choose images, Reconstruct Face (modal, threaded), install dependencies.
+
+The engine is imported lazily (in the worker thread); its one-line errors are reported in
+Blender's UI and the operator keeps going with the next image.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import bpy
+from bpy.props import CollectionProperty, StringProperty
+
+from . import deps
+from .face_builder import BuildOptions, build_face_object
+from .jobs import JobRequest, ReconstructJob
+from .pipeline import EngineSettings, InputError, collect_images
+
+__all__ = ["MSMA_OT_add_images", "MSMA_OT_clear_images", "MSMA_OT_reconstruct_face",
+           "MSMA_OT_install_dependencies", "classes", "request_from_settings"]
+
+log = logging.getLogger(__name__)
+
+_TIMER_SECONDS = 0.2
+
+
+def _preferences(context):
+    addon = context.preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
+def request_from_settings(context) -> tuple[JobRequest, BuildOptions]:
+    """Turn the sidebar settings (and preferences) into a job request and build options.
+
+    Raises:
+        InputError: a chosen path is missing or holds no images.
+    """
+    s = context.scene.msma
+    prefs = _preferences(context)
+    if s.source == "FILE":
+        if not s.image_path:
+            raise InputError("Image", "choose a photo first")
+        paths = [bpy.path.abspath(s.image_path)]
+    elif s.source == "FILES":
+        if not len(s.images):
+            raise InputError("Images", "add photos first")
+        paths = [bpy.path.abspath(item.path) for item in s.images]
+    else:
+        if not s.folder:
+            raise InputError("Folder", "choose a folder first")
+        paths = [bpy.path.abspath(s.folder)]
+    images = collect_images(paths)
+    device = (prefs.device if prefs is not None else "cpu") if s.device == "PREFS" else s.device
+    settings = EngineSettings(
+        model_path=bpy.path.abspath(s.model_path or (prefs.model_path if prefs else "")),
+        weights_path=bpy.path.abspath(prefs.weights_path) if prefs and prefs.weights_path else "",
+        device=device)
+    request = JobRequest(images=images, settings=settings, fit=None if s.fit == "none" else s.fit,
+                         texture_size=int(s.texture_size), face="all" if s.all_faces else "largest",
+                         animation=s.source == "SEQUENCE")
+    options = BuildOptions(texture_mode=s.texture_mode, add_camera=s.add_camera, lighting=s.lighting,
+                           set_scene_camera=s.add_camera and context.scene.camera is None)
+    return request, options
+
+
+class MSMA_OT_add_images(bpy.types.Operator):
+    """Add photos to the list (several can be selected)"""
+
+    bl_idname = "msma.add_images"
+    bl_label = "Add Images"
+    bl_options = {"REGISTER", "UNDO"}
+
+    files: CollectionProperty(type=bpy.types.OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"HIDDEN", "SKIP_SAVE"})
+    filter_image: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    filter_folder: bpy.props.BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        images = context.scene.msma.images
+        for f in self.files:
+            if f.name:
+                images.add().path = str(Path(self.directory) / f.name)
+        return {"FINISHED"}
+
+
+class MSMA_OT_clear_images(bpy.types.Operator):
+    """Empty the list of photos"""
+
+    bl_idname = "msma.clear_images"
+    bl_label = "Clear Images"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        context.scene.msma.images.clear()
+        return {"FINISHED"}
+
+
+class MSMA_OT_reconstruct_face(bpy.types.Operator):
+    """Reconstruct a 3D face from the chosen photo(s): mesh, expression shape keys, textured material"""
+
+    bl_idname = "msma.reconstruct_face"
+    bl_label = "Reconstruct Face"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _job: ReconstructJob | None = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        wm = context.window_manager
+        return context.scene is not None and not (hasattr(wm, "msma_job") and wm.msma_job.running)
+
+    # --- shared by execute() and modal() ------------------------------------------
+    def _prepare(self, context) -> bool:
+        try:
+            request, self._options = request_from_settings(context)
+        except InputError as err:
+            self.report({"ERROR"}, str(err))
+            return False
+        self._job = ReconstructJob(request)
+        self._collection = context.collection or context.scene.collection
+        self._frames = []
+        self._exp_basis = None
+        self._built = []
+        self._errors = 0
+        return True
+
+    def _consume(self, context) -> bool:
+        """Build objects for new events; True when the job is done."""
+        done = False
+        for event in self._job.poll():
+            if event.kind == "error":
+                self._errors += 1
+                self.report({"WARNING"}, event.message)
+            elif event.kind == "faces":
+                if self._job.request.animation:
+                    self._frames.append(event.results[0])
+                    self._exp_basis = event.exp_basis
+                else:
+                    for result in event.results:
+                        self._build_one(context, result, event.exp_basis)
+            elif event.kind == "done":
+                done = True
+        if done and self._frames:
+            self._build_animation(context)
+        return done
+
+    def _build_one(self, context, result, exp_basis) -> None:
+        try:
+            obj = build_face_object(result, exp_basis, self._collection, self._options, scene=context.scene)
+        except ValueError as err:
+            self._errors += 1
+            self.report({"ERROR"}, f"{result.image_path}: {err}")
+            return
+        self._options.set_scene_camera = False  # only the first camera becomes the scene camera
+        self._built.append(obj)
+
+    def _build_animation(self, context) -> None:
+        from .animation import build_animated_face
+
+        s = context.scene.msma
+        try:
+            obj = build_animated_face(self._frames, self._exp_basis, self._collection, self._options,
+                                      scene=context.scene, frame_start=context.scene.frame_start,
+                                      sigma=s.smoothing, identity=s.identity)
+        except ValueError as err:
+            self._errors += 1
+            self.report({"ERROR"}, str(err))
+            return
+        self._built.append(obj)
+
+    def _finish_report(self) -> set[str]:
+        if self._built:
+            names = ", ".join(o.name for o in self._built[:5]) + (" ..." if len(self._built) > 5 else "")
+            self.report({"INFO"}, f"MSMA: created {names}" + (f" ({self._errors} failed)" if self._errors else ""))
+            return {"FINISHED"}
+        self.report({"ERROR"}, "MSMA: no face was reconstructed")
+        return {"CANCELLED"}
+
+    # --- synchronous (scripts, background mode) --------------------------------------
+    def execute(self, context):
+        if not self._prepare(context):
+            return {"CANCELLED"}
+        self._job.run()
+        self._consume(context)
+        return self._finish_report()
+
+    # --- interactive: worker thread + timer ---------------------------------------------
+    def invoke(self, context, event):
+        if not self._prepare(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        wm.msma_job.running, wm.msma_job.progress = True, 0.0
+        wm.msma_job.status = f"Reconstructing {self._job.total} image(s)... (Esc to cancel)"
+        self._job.start()
+        self._timer = wm.event_timer_add(_TIMER_SECONDS, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, 1000)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        wm = context.window_manager
+        if event.type == "ESC":
+            self._job.cancel()
+            self._end(context, f"Cancelled after {self._job.completed} of {self._job.total} image(s)")
+            self.report({"WARNING"}, "MSMA: cancelled")
+            return {"CANCELLED"} if not self._built else {"FINISHED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        done = self._consume(context)
+        job = self._job
+        wm.msma_job.progress = job.progress
+        wm.progress_update(int(job.progress * 1000))
+        wm.msma_job.status = f"{job.completed}/{job.total} image(s) done" + (
+            f", {self._errors} failed" if self._errors else "")
+        for area in context.screen.areas if context.screen else []:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if not done:
+            return {"RUNNING_MODAL"}
+        self._end(context, wm.msma_job.status)
+        return self._finish_report()
+
+    def _end(self, context, status: str) -> None:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        wm.msma_job.running = False
+        wm.msma_job.status = status
+
+
+class MSMA_OT_install_dependencies(bpy.types.Operator):
+    """Download and install the Python packages the engine needs (PyTorch, SciPy, MediaPipe, ...)
+into this extension's user folder. Needs "Allow Online Access\""""
+
+    bl_idname = "msma.install_dependencies"
+    bl_label = "Install Dependencies"
+
+    _proc = None
+    _pending: list
+    _timer = None
+
+    def execute(self, context):
+        try:
+            self._proc, self._pending = deps.start_install(__package__, bpy.app.online_access)
+        except (deps.OfflineError, FileNotFoundError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        wm = context.window_manager
+        if context.window is None:  # background: wait here
+            return self._wait_all()
+        self._timer = wm.event_timer_add(0.5, window=context.window)
+        wm.modal_handler_add(self)
+        self.report({"INFO"}, "Installing dependencies... (this downloads several hundred MB)")
+        return {"RUNNING_MODAL"}
+
+    def _wait_all(self):
+        while True:
+            self._proc.wait()
+            if not self._next():
+                return {"CANCELLED"} if self._proc.returncode else {"FINISHED"}
+
+    def _next(self) -> bool:
+        """Handle a finished pip run; start the next one. False when nothing more runs."""
+        if self._proc.returncode != 0:
+            self.report({"ERROR"}, f"pip failed ({deps.pip_log_path(__package__)}): {deps.log_tail(__package__)}")
+            return False
+        if self._pending:
+            self._proc = deps.run_next(__package__, self._pending.pop(0))
+            return True
+        deps.activate_site_packages(__package__)
+        missing = deps.missing_modules()
+        if missing:
+            self.report({"WARNING"}, "Installed, but still missing: " + ", ".join(missing))
+        else:
+            self.report({"INFO"}, "Dependencies installed")
+        return False
+
+    def modal(self, context, event):
+        if event.type != "TIMER" or self._proc.poll() is None:
+            return {"PASS_THROUGH"}
+        if self._next():
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        return {"CANCELLED"} if self._proc.returncode else {"FINISHED"}
+
+
+classes = (MSMA_OT_add_images, MSMA_OT_clear_images, MSMA_OT_reconstruct_face, MSMA_OT_install_dependencies)
