@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REGIONS", "AlbedoSpace", "rasterize_uv", "build_albedo_space"]
+__all__ = ["REGIONS", "AlbedoSpace", "rasterize_uv", "fill_uncovered", "build_albedo_space"]
 
 log = logging.getLogger(__name__)
 
