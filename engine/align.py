@@ -90,7 +90,8 @@ class CropTransform:
 
         Bilinear sampling; when the crop shrinks the photo by more than 2×, the
         photo is first reduced by area averaging so the crop does not alias.
-        Pixels outside the photo are black.
+        Pixels outside the photo are black. OpenCV quantises sampling positions
+        to 1/32 pixel; :meth:`apply` / :meth:`inverse` are exact.
 
         Args:
             image: ``(H, W, C)`` or ``(H, W)`` photo (any dtype OpenCV warps, e.g. uint8, float32).
