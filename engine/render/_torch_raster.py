@@ -214,8 +214,11 @@ class _BarycentricsFn(torch.autograd.Function):
         g_l = g_m / w + (g_depth.unsqueeze(1) * inv_t)
         g_w = -g_m * m / w
         # l_k = dx_a·dy_b − dx_b·dy_a with (a, b) = (k+1, k+2) mod 3.
-        g_dx = torch.roll(g_l, 1, 1) * torch.roll(dy, -1, 1) - torch.roll(g_l, -1, 1) * torch.roll(dy, 1, 1)
-        g_dy = torch.roll(g_l, -1, 1) * torch.roll(dx, 1, 1) - torch.roll(g_l, 1, 1) * torch.roll(dx, -1, 1)
+        x0, x1, x2 = dx.unbind(1)
+        y0, y1, y2 = dy.unbind(1)
+        g0, g1, g2 = g_l.unbind(1)
+        g_dx = torch.stack([g2 * y1 - g1 * y2, g0 * y2 - g2 * y0, g1 * y0 - g0 * y1], dim=1)
+        g_dy = torch.stack([g1 * x2 - g2 * x1, g2 * x0 - g0 * x2, g0 * x1 - g1 * x0], dim=1)
         g_x = g_dx / w
         g_y = g_dy / w
         g_w = g_w - g_x * xn - g_y * yn
@@ -226,4 +229,6 @@ class _BarycentricsFn(torch.autograd.Function):
 
 def _opposite_areas(dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """``(N, 3)`` signed areas of the sub-triangles (centre, corner k+1, corner k+2)."""
-    return torch.roll(dx, -1, 1) * torch.roll(dy, 1, 1) - torch.roll(dx, 1, 1) * torch.roll(dy, -1, 1)
+    x0, x1, x2 = dx.unbind(1)
+    y0, y1, y2 = dy.unbind(1)
+    return torch.stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], dim=1)
