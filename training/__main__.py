@@ -1,0 +1,153 @@
+"""Command line of the training package.
+
+    python -m training train --config configs/default_head.toml --out runs/NAME [--resume]
+    python -m training evaluate --weights W [--data synthetic astronaut FOLDER ...] [--fit fast]
+    python -m training export --run runs/NAME --out weights.pt
+    python -m training preprocess --folder PHOTOS [--cache DIR]
+
+Distributed training is PyTorch's own: ``torchrun --nproc_per_node N -m training train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger("training")
+
+
+def _face_model(path: str | None):
+    from engine.face_model import load_face_model
+
+    return load_face_model(path)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.trainer import Trainer
+
+    config = load_config(args.config)
+    if args.max_steps is not None:
+        config.optim.max_steps = args.max_steps
+    trainer = Trainer(config, args.out)
+    t0 = time.perf_counter()
+    start = trainer.step
+    last = trainer.fit(resume=args.resume, progress=not args.no_progress)
+    if trainer.is_main:
+        final = trainer.export_weights(Path(args.out) / "final.pt", {"train_seconds_this_session": time.perf_counter() - t0})
+        print(f"trained steps {start}→{trainer.step}; last losses {last}; weights {final}")
+    trainer.close()
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from training.config import config_from_dict
+    from training.trainer import Trainer
+
+    ckpt_path = Path(args.run) / "checkpoints" / "last.pt"
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    config = config_from_dict(state["config"])
+    config.run.device = "cpu"
+    config.loss.perceptual = 0.0  # the embedder is not needed to export
+    trainer = Trainer(config, args.run)
+    trainer.load_checkpoint(ckpt_path)
+    meta = {}
+    log = Path(args.run) / "log.csv"
+    if log.exists():
+        import csv
+
+        rows = list(csv.DictReader(log.open(newline="")))
+        if rows:
+            meta["train_elapsed_s_last_session"] = float(rows[-1]["elapsed_s"])
+    path = trainer.export_weights(args.out, meta)
+    print(f"exported step {trainer.step} of {args.run} to {path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.network import load_weights
+    from training.evaluate import evaluate_photos, evaluate_synthetic, load_photo_folder, markdown_table
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = _face_model(args.model)
+    lay = model.layout
+    net = load_weights(args.weights, None, lay.n_id, lay.n_exp, lay.n_tex)
+    input_size = int(getattr(net, "meta", {}).get("input_size", 224))
+    results = []
+    for data in args.data:
+        if data == "synthetic":
+            results += evaluate_synthetic(net, model, seed=args.seed, n=args.n, input_size=input_size, fit=args.fit)
+        elif data == "astronaut":
+            from skimage.data import astronaut
+
+            results.append(evaluate_photos(net, model, [("astronaut", astronaut())], input_size, name="astronaut"))
+        else:
+            folder = Path(data)
+            if not folder.is_dir():
+                print(f"error: --data {data!r} is neither 'synthetic', 'astronaut' nor a folder", file=sys.stderr)
+                return 2
+            results.append(evaluate_photos(net, model, load_photo_folder(folder), input_size, name=folder.name))
+    print(markdown_table(results, model_label=args.label or Path(args.weights).name))
+    return 0
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from training.data.folder import preprocess_folder
+
+    summary = preprocess_folder(args.folder, args.cache, detector=args.detector, landmarker=args.landmarker)
+    print(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a network from a config file")
+    p.add_argument("--config", required=True, help="TOML/JSON file (see configs/)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, curves.png, final.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.pt")
+    p.add_argument("--max-steps", type=int, default=None, help="override optim.max_steps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="print the evaluation table of a weights file")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
+    p.add_argument("--data", nargs="+", default=["synthetic"],
+                   help="'synthetic' (hold-out), 'astronaut' (scikit-image photo) and/or photo folders")
+    p.add_argument("--n", type=int, default=64, help="synthetic hold-out size")
+    p.add_argument("--seed", type=int, default=1_000_003, help="synthetic hold-out seed")
+    p.add_argument("--fit", default=None, choices=["fast", "default", "high"],
+                   help="also report the synthetic hold-out after test-time fitting")
+    p.add_argument("--label", default=None, help="model column label")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="write the weights of a run's last checkpoint")
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("preprocess", help="detect, align and cache a folder of photos (resumable)")
+    p.add_argument("--folder", required=True)
+    p.add_argument("--cache", default=None, help="cache folder (default: <folder>/.msma_cache)")
+    p.add_argument("--detector", default="auto")
+    p.add_argument("--landmarker", default="auto")
+    p.set_defaults(func=_cmd_preprocess)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Evaluation harness: synthetic hold-out, real photos, and a Markdown table.
+
+- Synthetic hold-out (fixed seed, the generator's shipped settings): mean vertex error (mm)
+  on the face region after rigid Procrustes alignment, 68-landmark NME (bbox-normalised),
+  and masked PSNR / SSIM of the re-rendering against the input (mask = predicted face ∩
+  visible skin). Optionally also after test-time fitting (:mod:`engine.fitting`) to the
+  ground-truth 2D landmarks and the image.
+- Real photos: each photo is detected, landmarked and aligned as the engine does; the
+  network's projected landmarks are compared with the detector's (NME) and the
+  re-rendering with the crop on the skin hull of the detected landmarks.
+
+The NoW and MICC protocols live in :mod:`training.metrics` (they need the user's data sets).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.face_model import FaceModel
+from engine.network.regressor import CoefficientRegressor
+from engine.render import RenderContext, render_mesh
+from training.config import SyntheticConfig
+from training.data.synthetic import SyntheticFaces
+from training.metrics import aligned_vertex_error_mm, landmark_nme, masked_psnr, masked_ssim
+
+__all__ = ["EvalResult", "predict", "rerender", "evaluate_synthetic", "evaluate_photos", "skin_hull_mask",
+           "load_photo_folder", "markdown_table", "IMAGE_SUFFIXES"]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class EvalResult:
+    """Averages of one evaluation set.
+
+    Attributes:
+        name: row label.
+        n: number of evaluated images.
+        metrics: metric name → mean value (``vertex_mm``, ``nme``, ``psnr``, ``ssim`` ...).
+        per_image: metric name → list of per-image values.
+    """
+
+    name: str
+    n: int
+    metrics: dict[str, float]
+    per_image: dict[str, list[float]] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def predict(net: CoefficientRegressor, images: torch.Tensor, input_size: int = 224) -> torch.Tensor:
+    """Coefficients ``(B, n)`` of images ``(B, 3, 224, 224)`` (resized to ``input_size`` first)."""
+    net.eval()
+    x = images
+    if input_size != images.shape[-1]:
+        x = F.interpolate(images, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
+    return net(x).float()
+
+
+@torch.no_grad()
+def rerender(model: FaceModel, coeffs: torch.Tensor, ctx: RenderContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render coefficients ``(B, n)``: image ``(B, 3, H, W)`` and face mask ``(B, 1, H, W)``."""
+    out = model(coeffs)
+    cam = model.camera
+    res = render_mesh(ctx or RenderContext("torch"), out.vertices, model.triangles, cam.image_size,
+                      project=cam.world_to_clip, colors=out.vertex_colors, normals=out.normals, cull_backfaces=True)
+    return res.image.clamp(0, 1), res.mask
+
+
+def _image_metrics(model: FaceModel, coeffs: torch.Tensor, images: torch.Tensor, skin: torch.Tensor,
+                   ctx: RenderContext) -> dict[str, torch.Tensor]:
+    rendered, face = rerender(model, coeffs, ctx)
+    mask = face * skin
+    composite = rendered * face + images * (1 - face)
+    return {"psnr": masked_psnr(composite, images, mask), "ssim": masked_ssim(composite, images, mask)}
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+@torch.no_grad()
+def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 1_000_003, n: int = 64,
+                       cfg: SyntheticConfig | None = None, batch_size: int = 8, input_size: int = 224,
+                       fit: str | None = None, name: str = "synthetic hold-out") -> list[EvalResult]:
+    """Evaluate on ``n`` synthetic hold-out samples.
+
+    Args:
+        net: the regressor.
+        model: the face model the data are rendered with.
+        seed: hold-out seed (never a training seed).
+        n: number of samples.
+        cfg: generator settings; None = the shipped defaults.
+        batch_size: images per forward pass.
+        input_size: network input side (the run's ``model.input_size``).
+        fit: also evaluate after test-time fitting with this quality preset (``"fast"``,
+            ``"default"``, ``"high"``), fitted to the ground-truth 2D landmarks.
+        name: row label.
+
+    Returns:
+        One :class:`EvalResult` (two with ``fit``).
+    """
+    ds = SyntheticFaces(model, cfg or SyntheticConfig(), seed=seed, length=n)
+    ctx = RenderContext("torch")
+    rows: dict[str, dict[str, list[float]]] = {"regression": {}}
+    fitter = None
+    if fit is not None:
+        from engine.fitting import FaceFitter, FitTarget
+
+        fitter = FaceFitter(model, fit, ctx=ctx)
+        rows["fitted"] = {}
+    for start in range(0, n, batch_size):
+        items = [ds[i] for i in range(start, min(n, start + batch_size))]
+        batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        coeffs = predict(net, batch["image"], input_size)
+        variants = [("regression", coeffs)]
+        if fitter is not None:
+            fitted = []
+            for i in range(coeffs.shape[0]):
+                with torch.enable_grad():
+                    target = FitTarget(image=batch["image"][i:i + 1], landmarks=batch["landmarks"][i:i + 1],
+                                       valid=torch.ones_like(batch["mask"][i:i + 1]))
+                    fitted.append(fitter.fit(target, init=coeffs[i:i + 1], rigid_init=False).coeffs)
+            variants.append(("fitted", torch.cat(fitted)))
+        for key, c in variants:
+            out = model(c)
+            vals = {
+                "vertex_mm": aligned_vertex_error_mm(out.vertices, batch["vertices"], model.face_region),
+                "nme": landmark_nme(out.landmarks_2d, batch["landmarks"]),
+            }
+            vals.update(_image_metrics(model, c, batch["image"], batch["mask"], ctx))
+            for m, v in vals.items():
+                rows[key].setdefault(m, []).extend(v.tolist())
+    results = []
+    for key, per in rows.items():
+        label = name if key == "regression" else f"{name} + fitting ({fit}, GT landmarks)"
+        results.append(EvalResult(label, n, {m: _mean(v) for m, v in per.items()}, per))
+    return results
+
+
+def skin_hull_mask(landmarks: np.ndarray, size: int = 224) -> np.ndarray:
+    """Skin mask ``(size, size)`` float32: convex hull of the 68 landmarks minus eyes and inner mouth.
+
+    The jaw line (0-16) and the brows (17-26) span the face; the eye contours (36-47) and
+    the inner lips (60-67) are cut out so the photometric loss ignores eyes and teeth.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    mask = np.zeros((size, size), np.uint8)
+    outline = np.concatenate([lm[0:17], lm[17:27]])
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(outline).astype(np.int32)), 1)
+    for part in (lm[36:42], lm[42:48], lm[60:68]):
+        cv2.fillPoly(mask, [np.round(part).astype(np.int32)], 0)
+    return mask.astype(np.float32)
+
+
+@torch.no_grad()
+def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tuple[str, np.ndarray]],
+                    input_size: int = 224, detector: str = "auto", landmarker: str = "auto",
+                    name: str = "photos") -> EvalResult:
+    """Evaluate on real photos against the detector's landmarks.
+
+    Args:
+        net: the regressor.
+        model: the face model.
+        images: ``(label, (H, W, 3) uint8 RGB)`` pairs; photos without a usable face are
+            skipped with a logged reason.
+        input_size: network input side.
+        detector, landmarker: engine backends (``engine.detect``).
+        name: row label.
+
+    Returns:
+        :class:`EvalResult` with ``nme`` (vs. the landmarker), ``psnr`` and ``ssim``.
+    """
+    from engine.align import align_crop, template_from_landmarks68
+    from engine.detect import detect_faces, five_from_68, landmarks68, pick_face
+    from engine.errors import MSMAError
+
+    ctx = RenderContext("torch")
+    size = model.camera.image_size[0]
+    template = template_from_landmarks68(model.mean_shape[model.landmark_indices].cpu().numpy())
+    per: dict[str, list[float]] = {}
+    count = 0
+    for label, pixels in images:
+        try:
+            det = pick_face(detect_faces(pixels, detector), "largest", image_name=label)[0]
+            lm = landmarks68(pixels, det, landmarker).points
+        except MSMAError as exc:
+            logger.warning("skipping %s: %s", label, exc)
+            continue
+        crop = align_crop(five_from_68(lm), template)
+        crop_img = torch.as_tensor(crop.warp(pixels, size), dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+        lm_crop = torch.as_tensor(crop.apply(lm), dtype=torch.float32)[None]
+        valid = crop.warp(np.ones(pixels.shape[:2], np.float32), size)
+        skin = torch.as_tensor(skin_hull_mask(lm_crop[0].numpy(), size) * (valid > 0.5))[None, None]
+        coeffs = predict(net, crop_img, input_size)
+        out = model(coeffs)
+        vals = {"nme": landmark_nme(out.landmarks_2d, lm_crop)}
+        vals.update(_image_metrics(model, coeffs, crop_img, skin, ctx))
+        for m, v in vals.items():
+            per.setdefault(m, []).extend(v.tolist())
+        count += 1
+    return EvalResult(name, count, {m: _mean(v) for m, v in per.items()}, per)
+
+
+def load_photo_folder(folder: str | Path) -> list[tuple[str, np.ndarray]]:
+    """All images of a folder (sorted) as ``(name, pixels)``; unreadable files are skipped."""
+    from engine.errors import ImageError
+    from engine.image_io import load_image
+
+    out = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            out.append((path.name, load_image(path).pixels))
+        except ImageError as exc:
+            logger.warning("skipping %s: %s", path, exc)
+    return out
+
+
+_COLUMNS = (("vertex_mm", "vertex error (mm) ↓", "{:.2f}"), ("nme", "landmark NME ↓", "{:.4f}"),
+            ("psnr", "masked PSNR (dB) ↑", "{:.2f}"), ("ssim", "masked SSIM ↑", "{:.3f}"))
+
+
+def markdown_table(results: list[EvalResult], model_label: str | None = None) -> str:
+    """Results as a Markdown table (one row per result; missing metrics shown as "–")."""
+    head = (["model"] if model_label is not None else []) + ["set", "n"] + [c[1] for c in _COLUMNS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = ([model_label] if model_label is not None else []) + [r.name, str(r.n)]
+        for key, _, fmt in _COLUMNS:
+            v = r.metrics.get(key)
+            cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
