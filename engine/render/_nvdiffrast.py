@@ -50,7 +50,7 @@ def rasterize(ctx, pos: torch.Tensor, tris: torch.Tensor, resolution: tuple[int,
     bary = torch.where(covered, torch.stack([u, v, 1.0 - u - v], dim=-1), torch.zeros_like(flipped[..., :3]))
     depth_attr, _ = dr.interpolate(pos32[..., 3:4].contiguous(), raw, tri32)
     depth = torch.where(covered.squeeze(-1), depth_attr.flip(1)[..., 0], torch.full_like(u, float("inf")))
-    return Fragments(triangle_id=tri_id, barycentrics=bary, depth=depth, backend="nvdiffrast", raw=raw)
+    return Fragments(triangle_id=tri_id, backend="nvdiffrast", raw=raw, dense_barycentrics=bary, dense_depth=depth)
 
 
 def _front_facing(pos: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:

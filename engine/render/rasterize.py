@@ -83,19 +83,15 @@ def _rasterize_torch(pos: torch.Tensor, tris: torch.Tensor, h: int, w: int, cull
     bsz = pos.shape[0]
     pixel_index, pixel_triangle = visibility(pos.detach(), tris, h, w, cull)
     bary, depth = covered_barycentrics(pos, tris, pixel_index, pixel_triangle, h, w)
-    n_pix = bsz * h * w
-    tri_id = torch.full((n_pix,), -1, dtype=torch.long, device=pos.device)
+    tri_id = torch.full((bsz * h * w,), -1, dtype=torch.long, device=pos.device)
     tri_id[pixel_index] = pixel_triangle
-    bary_img = bary.new_zeros(n_pix, 3).index_put((pixel_index,), bary)
-    depth_img = depth.new_full((n_pix,), float("inf")).index_put((pixel_index,), depth)
     return Fragments(
         triangle_id=tri_id.view(bsz, h, w),
-        barycentrics=bary_img.view(bsz, h, w, 3),
-        depth=depth_img.view(bsz, h, w),
         backend="torch",
         pixel_index=pixel_index,
         pixel_triangle=pixel_triangle,
         pixel_barycentrics=bary,
+        pixel_depth=depth,
     )
 
 
