@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from engine.camera import PerspectiveCamera
-from engine.errors import ShapeError
-from engine.render import RenderContext, render_mesh
+from engine.errors import MSMAError, ShapeError
+from engine.render import RenderContext, interpolate, render_mesh
 
 CTX = RenderContext("torch")
 
@@ -106,3 +106,26 @@ def test_argument_errors():
         render_mesh(CTX, verts, tris, (8, 8), pos_clip=torch.ones(1, 24, 3), colors=torch.ones(24, 3))
     with pytest.raises(ShapeError, match="vertices"):
         render_mesh(CTX, verts[0], tris, (8, 8), pos_clip=torch.ones(1, 24, 4), colors=torch.ones(24, 3))
+
+
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (0.1, 0.3, 0.05)])
+def test_default_head_landmarks_land_on_the_rasterized_surface(angles):
+    from engine.face_model import load_face_model
+
+    try:
+        model = load_face_model()
+    except MSMAError as exc:
+        pytest.skip(f"default head not loadable: {exc}")
+    coeffs = model.layout.zeros(1)
+    coeffs[0, model.layout.slices()["angles"]] = torch.tensor(angles)
+    out = model(coeffs)
+    cam = model.camera
+    frags = render_mesh(CTX, out.vertices, model.triangles, cam.image_size, project=cam.world_to_clip,
+                        colors=out.vertex_colors).fragments
+    # Brows and nose (17..35) are never self-occluded at these poses: the surface seen at each
+    # projected landmark's pixel must be the landmark's own neighbourhood (same depth ± 2 mm).
+    lm2d, lm3d = out.landmarks_2d[0, 17:36], out.landmarks_3d[0, 17:36]
+    row, col = lm2d[:, 1].floor().long(), lm2d[:, 0].floor().long()
+    assert frags.mask[0, row, col].all()
+    surface = interpolate(out.vertices, frags, model.triangles)[0, row, col]
+    assert (cam.depth(surface) - cam.depth(lm3d)).abs().max() < 2e-3
