@@ -108,14 +108,19 @@ def test_argument_errors():
         render_mesh(CTX, verts[0], tris, (8, 8), pos_clip=torch.ones(1, 24, 4), colors=torch.ones(24, 3))
 
 
-@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (0.1, 0.3, 0.05)])
-def test_default_head_landmarks_land_on_the_rasterized_surface(angles):
+@pytest.fixture(scope="module")
+def default_head():
     from engine.face_model import load_face_model
 
     try:
-        model = load_face_model()
+        return load_face_model()
     except MSMAError as exc:
         pytest.skip(f"default head not loadable: {exc}")
+
+
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (0.1, 0.3, 0.05)])
+def test_default_head_landmarks_land_on_the_rasterized_surface(default_head, angles):
+    model = default_head
     coeffs = model.layout.zeros(1)
     coeffs[0, model.layout.slices()["angles"]] = torch.tensor(angles)
     out = model(coeffs)
