@@ -5,6 +5,9 @@ pixel); ``interpolate`` per-vertex attributes over them; ``texture`` lookups; an
 ``rasterize_uv`` for texture baking. A :class:`RenderContext` picks the backend: pure
 PyTorch (CPU/CUDA) or nvdiffrast (CUDA, optional). :func:`render_mesh` builds shaded images,
 masks, depth and normal maps from these.
+
+Gradients reach vertex positions through the barycentrics of covered pixels; there is no
+anti-aliasing primitive, so silhouette (coverage) changes have no gradient.
 """
 
 from engine.render.context import RenderContext, nvdiffrast_available

@@ -7,7 +7,9 @@ from per-triangle affine coefficients, and the nearest one per pixel wins a
 (positive floats order like their bit patterns; ties go to the lower triangle id).
 
 Gradients: the winning triangle's barycentrics at each covered pixel centre are recomputed
-from the clip positions with ordinary autograd ops, so they flow to the positions.
+from the clip positions in a small autograd Function with an analytic backward, so they flow
+to the positions. Like nvdiffrast without ``antialias``, coverage itself (silhouettes,
+occlusion boundaries) has no gradient.
 """
 
 from __future__ import annotations
