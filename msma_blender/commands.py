@@ -71,6 +71,8 @@ def build_parser(prog: str = "msma") -> argparse.ArgumentParser:
                    help="animation: keep the first frame's face shape or the mean over frames")
     p.add_argument("--preview", type=Path, metavar="PNG",
                    help="also render the result through the photo camera to this PNG (one output only)")
+    p.add_argument("--preview-over-photo", action="store_true",
+                   help="composite the preview over the (first) photo to check the alignment")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
@@ -257,7 +259,8 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
             camera = bpy.data.objects[objs[0]["msma_camera"]]
             if args.preview.exists():
                 args.preview.unlink()
-            render_preview(scene, camera, args.preview)
+            photo = results[0].image_path if args.preview_over_photo else None
+            render_preview(scene, camera, args.preview, photo=photo)
             print(f"wrote {args.preview}")
     finally:
         created = [idb for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name) if idb not in before[name]]

@@ -152,20 +152,25 @@ def _build_sh_node_group() -> bpy.types.ShaderNodeTree:
     shaded.data_type = "RGBA"
     shaded.blend_type = "MULTIPLY"
     shaded.location = (400, 0)
-    shaded.inputs["Factor"].default_value = 1.0
-    links.new(g_in.outputs["Albedo"], shaded.inputs["A"])
-    links.new(total, shaded.inputs["B"])
+    _socket(shaded.inputs, "Factor_Float").default_value = 1.0
+    links.new(g_in.outputs["Albedo"], _socket(shaded.inputs, "A_Color"))
+    links.new(total, _socket(shaded.inputs, "B_Color"))
 
     mix = nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
     mix.blend_type = "MIX"
     mix.location = (650, 0)
-    links.new(g_in.outputs["Lighting"], mix.inputs["Factor"])
-    links.new(g_in.outputs["Albedo"], mix.inputs["A"])
-    links.new(shaded.outputs["Result"], mix.inputs["B"])
-    links.new(mix.outputs["Result"], g_out.inputs["Color"])
+    links.new(g_in.outputs["Lighting"], _socket(mix.inputs, "Factor_Float"))
+    links.new(g_in.outputs["Albedo"], _socket(mix.inputs, "A_Color"))
+    links.new(_socket(shaded.outputs, "Result_Color"), _socket(mix.inputs, "B_Color"))
+    links.new(_socket(mix.outputs, "Result_Color"), g_out.inputs["Color"])
     links.new(total, g_out.inputs["Irradiance"])
     return group
+
+
+def _socket(sockets, identifier: str):
+    """A socket by identifier: the Mix node has several sockets named "A" (one per data type)."""
+    return next(s for s in sockets if s.identifier == identifier)
 
 
 def new_albedo_image(name: str, texture: np.ndarray, mode: str = "PACK",
@@ -219,7 +224,8 @@ def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
         lighting: initial "Lighting" factor (1 = photo lighting, 0 = plain albedo).
     """
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # node materials are the only kind from Blender 5.0
+        mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
     out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")

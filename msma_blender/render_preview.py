@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def render_preview(scene: bpy.types.Scene, camera: bpy.types.Object, path: str | Path, max_size: int = 512,
-                   samples: int = 16) -> Path:
+                   samples: int = 16, photo: str | Path | None = None) -> Path:
     """Render ``scene`` through ``camera`` to a PNG.
 
     Args:
@@ -28,6 +28,7 @@ def render_preview(scene: bpy.types.Scene, camera: bpy.types.Object, path: str |
         path: output PNG.
         max_size: longer image side in pixels.
         samples: Cycles samples.
+        photo: when given, the render is composited over this photo (alignment check).
 
     Returns:
         The written path.
@@ -49,12 +50,25 @@ def render_preview(scene: bpy.types.Scene, camera: bpy.types.Object, path: str |
     scene.camera = camera
     if scene.world is None:
         world = bpy.data.worlds.new("MSMA Preview World")
-        world.use_nodes = True
+        if bpy.app.version < (5, 0, 0):  # worlds always use nodes from Blender 5.0
+            world.use_nodes = True
         bg = world.node_tree.nodes.get("Background")
         bg.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
         bg.inputs["Strength"].default_value = 1.0
         scene.world = world
     path.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.render.render(write_still=True, scene=scene.name)
+    if photo is not None:
+        _composite_over(path, Path(photo))
     log.info("preview written to %s", path)
     return path
+
+
+def _composite_over(render_path: Path, photo: Path) -> None:
+    """Replace the PNG by the render (with its alpha) over the photo scaled to the same size."""
+    from PIL import Image, ImageOps
+
+    fg = Image.open(render_path).convert("RGBA")
+    with Image.open(photo) as im:
+        bg = ImageOps.exif_transpose(im).convert("RGBA").resize(fg.size, Image.LANCZOS)
+    Image.alpha_composite(bg, fg).convert("RGB").save(render_path)
