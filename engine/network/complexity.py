@@ -68,7 +68,8 @@ def macs_by_child(module: nn.Module, input_size: tuple[int, ...] = (1, 3, 224, 2
         if path in counts:
             flops = counts[path]
         else:  # containers that are never called themselves (ModuleList): sum their called items
-            flops = sum(v for k, v in counts.items() if k.startswith(path + ".") and k.count(".") == path.count(".") + 1)
+            depth = path.count(".") + 1
+            flops = sum(v for k, v in counts.items() if k.startswith(path + ".") and k.count(".") == depth)
         if flops:
             out[child] = flops // 2
     return out

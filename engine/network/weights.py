@@ -99,7 +99,9 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} is not an MSMA weights file: expected a dict with keys {list(_REQUIRED_KEYS)}, found {found}"
         )
     if payload["arch"] not in ARCHS:
-        raise WeightsError(f"{path} holds weights of unknown architecture {payload['arch']!r} (known: {', '.join(ARCHS)})")
+        raise WeightsError(
+            f"{path} holds weights of unknown architecture {payload['arch']!r} (known: {', '.join(ARCHS)})"
+        )
     sizes = payload["sizes"]
     try:
         sizes = CoeffSizes(int(sizes["id"]), int(sizes["exp"]), int(sizes["tex"]))
@@ -107,7 +109,12 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
         raise WeightsError(f"{path} has malformed coefficient sizes {payload['sizes']!r}") from exc
     if not isinstance(payload["state_dict"], Mapping):
         raise WeightsError(f"{path}: 'state_dict' is a {type(payload['state_dict']).__name__}, not a dict of tensors")
-    return {"arch": payload["arch"], "sizes": sizes, "state_dict": payload["state_dict"], "meta": payload.get("meta", {})}
+    return {
+        "arch": payload["arch"],
+        "sizes": sizes,
+        "state_dict": payload["state_dict"],
+        "meta": payload.get("meta", {}),
+    }
 
 
 def _load_checked(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
@@ -215,7 +222,7 @@ def load_backbone_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Te
     source = f"ResNet state dict (prefix {prefix!r})" if prefix else "ResNet state dict"
     _load_checked(backbone, picked, source)
     ignored = len(state_dict) - len(picked)
-    logger.info("loaded %d backbone tensors%s; ignored %d others", len(picked), f" under {prefix!r}" if prefix else "", ignored)
+    logger.info("loaded %d backbone tensors (prefix %r); ignored %d others", len(picked), prefix, ignored)
 
 
 def baseline_from_deep3d(state_dict: Mapping[str, torch.Tensor]) -> BaselineNet:

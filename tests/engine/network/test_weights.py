@@ -71,7 +71,8 @@ class TestLoadErrors:
         payload = torch.load(saved, weights_only=True)
         payload["state_dict"]["heads.heads.id.fc.weight"] = torch.zeros(7, 128)
         torch.save(payload, tmp_path / "shape.pt")
-        with pytest.raises(WeightsError, match=r"wrong shapes: heads.heads.id.fc.weight \(7, 128\) \(expected \(6, 128\)\)"):
+        expected = r"wrong shapes: heads.heads.id.fc.weight \(7, 128\) \(expected \(6, 128\)\)"
+        with pytest.raises(WeightsError, match=expected):
             load_weights(tmp_path / "shape.pt")
 
     def test_missing_file(self, tmp_path):
@@ -146,7 +147,8 @@ class TestBackboneLoading:
         assert torch.equal(net.backbone.layer3[1].conv2.weight, sd["layer3.1.conv2.weight"])
 
     def test_resnet18_into_resnet50_lists_problems(self):
-        with pytest.raises(WeightsError, match=r"missing keys: layer1\.0\.conv3\.weight.*wrong shapes: layer1\.0\.conv1\.weight"):
+        expected = r"missing keys: layer1\.0\.conv3\.weight.*wrong shapes: layer1\.0\.conv1\.weight"
+        with pytest.raises(WeightsError, match=expected):
             load_backbone_state_dict(resnet50(), _torchvision_style(resnet18))
 
     def test_missing_backbone_key(self, r50_sd):
