@@ -164,7 +164,9 @@ def _load_networks() -> tuple[PNet, RNet, ONet]:
             net.load_state_dict(state)
         except (OSError, RuntimeError, KeyError) as exc:
             raise WeightsError(f"{path}: cannot load MTCNN {name} weights ({exc})") from exc
-        net.eval()
+        # channels_last runs these thin convolutions ~1.5x faster on the CPU (oneDNN), and
+        # images converted from (H, W, 3) arrays already have that layout.
+        net.eval().to(memory_format=torch.channels_last)
         for p in net.parameters():
             p.requires_grad_(False)
     return nets
@@ -232,8 +234,8 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 def _normalise(img: np.ndarray) -> torch.Tensor:
     """``(..., H, W, 3)`` float32 pixels in [0, 255] -> ``(B, 3, H, W)`` MTCNN input in [-1, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).reshape(-1, *img.shape[-3:]).permute(0, 3, 1, 2)
-    return (t - 127.5) * 0.0078125
+    t = torch.from_numpy((np.asarray(img, dtype=np.float32) - 127.5) * 0.0078125)
+    return t.reshape(-1, *img.shape[-3:]).permute(0, 3, 1, 2)  # a channels_last view, no copy
 
 
 def _crops(img: np.ndarray, boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:

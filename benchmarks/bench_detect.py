@@ -1,0 +1,127 @@
+"""Benchmark of face detection, 68-point landmarks and alignment, printed as a Markdown table.
+
+Rows per photo (the public-domain astronaut and portraits, at their own sizes,
+resized to about one megapixel, and the astronaut upscaled to 16 megapixels):
+MTCNN detection, MediaPipe 68 landmarks of the largest face, both together
+(the target: ≤ 300 ms for a 1-megapixel photo on the 2-core CPU), and the
+224² Deep3DFaceRecon crop. Extra rows: facenet-pytorch's exhaustive search
+(``smallest_face=20``) and the MediaPipe fallback detector.
+
+Usage:
+    python benchmarks/bench_detect.py [--repeats 10] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.align import align_crop  # noqa: E402
+from engine.detect import get_landmarker, pick_face  # noqa: E402
+from engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
+from engine.detect.mtcnn import MTCNNDetector  # noqa: E402
+from engine.image_io import load_image  # noqa: E402
+
+PHOTOS = Path("/work/shared/data/photos")
+
+# Deep3DFaceRecon's five-point template (eye centres, nose tip, mouth corners) in metres,
+# rounded from similarity_Lm3D_all.mat; only used to time the crop.
+TEMPLATE_M = np.array([
+    [-0.0311, 0.0290, 0.0134], [0.0310, 0.0290, 0.0132], [0.0003, -0.0046, 0.0552],
+    [-0.0252, -0.0381, 0.0224], [0.0248, -0.0381, 0.0222],
+])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn()`` in ms (the minimum is the least disturbed by
+    other processes on a shared machine)."""
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times), min(times)
+
+
+def resize_to(img: np.ndarray, megapixels: float) -> np.ndarray:
+    import cv2
+
+    s = (megapixels * 1e6 / (img.shape[0] * img.shape[1])) ** 0.5
+    size = (round(img.shape[1] * s), round(img.shape[0] * s))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+
+
+def photos() -> list[tuple[str, np.ndarray]]:
+    import skimage.data
+
+    astronaut = skimage.data.astronaut()
+    out = [("astronaut", astronaut), ("astronaut ~1 MP", resize_to(astronaut, 1.0))]
+    for name in ("obama", "biden"):
+        path = PHOTOS / f"{name}_official_portrait.jpg"
+        if path.exists():
+            img = load_image(path).pixels
+            out.append((name, img))
+            if abs(img.shape[0] * img.shape[1] - 1e6) > 0.1e6:
+                out.append((f"{name} ~1 MP", resize_to(img, 1.0)))
+    out.append(("astronaut 16 MP", resize_to(astronaut, 16.0)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    detector = MTCNNDetector()
+    exhaustive = MTCNNDetector(smallest_face=20)
+    fallback = MediaPipeDetector()
+    landmarker = get_landmarker("auto")
+
+    load = ", load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{load}; "
+          f"torch {torch.__version__}; Python {platform.python_version()}; landmarker: {landmarker.name}\n")
+    print("| photo | size (W×H) | MP | stage | median ms | min ms |")
+    print("|---|---|---|---|---|---|")
+    for name, img in photos():
+        h, w = img.shape[:2]
+        face = pick_face(detector.detect(img), image_name=name)[0]
+        rows = [
+            ("MTCNN detection", lambda: detector.detect(img)),
+            (f"68 landmarks ({landmarker.name})", lambda: landmarker.landmarks(img, face)),
+            ("detection + 68 landmarks", lambda: landmarker.landmarks(img, pick_face(detector.detect(img))[0])),
+            ("align + 224² crop", lambda: align_crop(face.points5, TEMPLATE_M).warp(img)),
+        ]
+        if "1 MP" in name:
+            rows.append(("MTCNN exhaustive (smallest_face=20)", lambda: exhaustive.detect(img)))
+            rows.append(("MediaPipe fallback detector (+ mesh)", lambda: fallback.detect(img)))
+        for stage, fn in rows:
+            med, low = timed(fn, args.repeats)
+            print(f"| {name} | {w}×{h} | {w * h / 1e6:.2f} | {stage} | {med:.1f} | {low:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
