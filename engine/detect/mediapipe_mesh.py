@@ -22,8 +22,9 @@ iBUG   meaning                                          mesh vertices
 ====== ================================================ =========================
 
 The mesh's jaw line runs along the visible face outline, close to but not
-identical with the 300-W annotators' jaw; inner-face points agree within a
-few percent of the inter-ocular distance with dlib/FAN on frontal faces.
+identical with the 300-W annotators' jaw. Against dlib's 300-W predictor on
+the three public test photos, points 17-67 differ by 4-5 % of the
+inter-ocular distance on average, jaw points 0-16 by 12-14 %.
 
 Face Mesh works best when the face fills a good part of its input, so the
 landmarker runs it on a square crop around the detection box (2× the box
