@@ -121,11 +121,9 @@ def plan_outputs(images: list[Path], output: Path, fmt: str | None, animation: b
 
 
 def _error(path, reason) -> None:
-    reason = str(reason)
-    for prefix in (f"{path}: ", f"{Path(str(path)).name}: "):
-        if reason.startswith(prefix):  # engine messages often name the file already
-            reason = reason[len(prefix):]
-    print(f"error: {path}: {reason}", file=sys.stderr)
+    from .pipeline import error_line
+
+    print(f"error: {error_line(path, reason)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

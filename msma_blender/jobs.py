@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .pipeline import EngineSettings, get_session
+from .pipeline import EngineSettings, error_line, get_session
 
 __all__ = ["JobEvent", "JobRequest", "ReconstructJob", "missing_dependency_message"]
 
@@ -137,10 +137,10 @@ class ReconstructJob:
                 results = session.reconstruct(path, fit=req.fit, texture_size=req.texture_size, face=face)
                 event = JobEvent("faces", index=i, path=path, results=results, exp_basis=session.exp_basis)
             except MSMAError as err:
-                event = JobEvent("error", index=i, path=path, message=f"{path}: {err}")
+                event = JobEvent("error", index=i, path=path, message=error_line(path, err))
             except Exception as err:  # noqa: BLE001 - a worker must report, not die silently
                 log.exception("reconstructing %s failed", path)
-                event = JobEvent("error", index=i, path=path, message=f"{path}: unexpected error: {err}")
+                event = JobEvent("error", index=i, path=path, message=error_line(path, f"unexpected error: {err}"))
             if self.cancelled:
                 break
             self.completed = i + 1

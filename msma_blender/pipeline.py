@@ -21,6 +21,7 @@ __all__ = [
     "collect_images",
     "default_model_path",
     "default_weights_path",
+    "error_line",
     "get_session",
     "natural_key",
 ]
@@ -40,6 +41,16 @@ class InputError(ValueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
+
+
+def error_line(path: str | Path, reason) -> str:
+    """``"<path>: <reason>"``, without repeating the path when the engine's message starts with it."""
+    reason = str(reason)
+    for prefix in (f"{path}: ", f"{Path(str(path)).name}: "):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):]
+            break
+    return f"{path}: {reason}"
 
 
 def natural_key(path: Path) -> list:

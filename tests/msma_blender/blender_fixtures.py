@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -43,3 +46,12 @@ def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/fac
         face_box=np.array([0, 0, 224, 224], np.float32), crop_matrix=np.array([[1, 0, 0], [0, 1, 0]], np.float32),
         camera=PhotoCamera(focal=2030.0, center=(230.0, 220.0), image_size=(448, 460), distance=1.0),
     )
+
+
+def load_sphere_model_factory():
+    """``make_sphere_model`` from tests/conftest.py (loaded by path: tests/ must not shadow engine/)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("msma_tests_root_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_sphere_model

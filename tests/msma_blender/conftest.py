@@ -6,29 +6,18 @@ they are pointed at a temporary folder here, before any test imports ``bpy``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 _USER_ROOT = Path(tempfile.mkdtemp(prefix="msma_blender_user_"))
 for _var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
-    os.environ.setdefault(_var, str(_USER_ROOT / _var.lower()))
+    os.environ[_var] = str(_USER_ROOT / _var.lower())
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for blender_fixtures
-
-
-def load_sphere_model_factory():
-    """``make_sphere_model`` from tests/conftest.py (loaded by path: tests/ must not shadow engine/)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("msma_tests_root_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_sphere_model
 
 
 @pytest.fixture
@@ -42,7 +31,7 @@ def bpy_empty():
 @pytest.fixture
 def sphere_face():
     """``(FaceResult, exp_basis)`` from the fabricated sphere model."""
-    from blender_fixtures import make_face_result
+    from blender_fixtures import load_sphere_model_factory, make_face_result
     from engine.face_model import FaceModel
 
     model = FaceModel(load_sphere_model_factory()(n_exp=3))
