@@ -1,4 +1,5 @@
-"""Overlay image: the fitted face rendered over the photo, with detected and fitted landmarks.
+"""Overlay image: the fitted face rendered over the photo region around the face, with the
+detected and the fitted landmarks.
 
 The mesh is rendered through the result's :class:`~engine.result.PhotoCamera` in a window
 around the face (so large photos stay cheap), shaded with a neutral clay albedo under the
@@ -48,7 +49,8 @@ def render_overlay(
     *,
     alpha: float = 0.6,
     max_render_size: int = 768,
-    max_output_size: int = 1600,
+    window_margin: float = 0.35,
+    output_size: int = 768,
     ctx: RenderContext | None = None,
 ) -> np.ndarray:
     """Composite the fitted face and both landmark sets over the photo.
@@ -59,19 +61,21 @@ def render_overlay(
         alpha: opacity of the render.
         max_render_size: longest side of the rendered window (larger windows are rendered
             at reduced resolution and upscaled).
-        max_output_size: the output is downscaled so its longest side is at most this.
+        window_margin: margin around the projected mesh, as a fraction of its size.
+        output_size: longest side of the returned image.
         ctx: render context (torch backend by default).
 
     Returns:
-        ``(H', W', 3)`` uint8 RGB.
+        ``(H', W', 3)`` uint8 RGB: the photo region around the face, scaled so its longest
+        side is ``output_size``.
     """
     img = np.asarray(photo)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ShapeError(f"photo must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
     if tuple(img.shape[:2]) != tuple(result.camera.image_size):
         raise ShapeError(f"photo size {img.shape[:2]} does not match the result's camera {result.camera.image_size}")
-    out = img.astype(np.float32) / 255.0
-    x0, y0, x1, y1 = _window(result, img.shape[:2], margin=0.1)
+    x0, y0, x1, y1 = _window(result, img.shape[:2], margin=window_margin)
+    out = img[y0:y1, x0:x1].astype(np.float32) / 255.0
     ww, wh = x1 - x0, y1 - y0
     scale = min(1.0, max_render_size / max(ww, wh))
     rw, rh = max(1, round(ww * scale)), max(1, round(wh * scale))
@@ -95,17 +99,14 @@ def render_overlay(
         rgb = cv2.resize(rgb, (ww, wh), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_LINEAR)
     a = (alpha * mask)[..., None]
-    region = out[y0:y1, x0:x1]
-    out[y0:y1, x0:x1] = region * (1.0 - a) + np.clip(rgb, 0.0, 1.0) * a
+    out = out * (1.0 - a) + np.clip(rgb, 0.0, 1.0) * a
     out8 = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-    factor = min(1.0, max_output_size / max(img.shape[:2]))
-    if factor < 1.0:
-        out8 = cv2.resize(out8, (round(img.shape[1] * factor), round(img.shape[0] * factor)),
-                          interpolation=cv2.INTER_AREA)
-    radius = max(1, round(0.006 * max(out8.shape[:2])))
+    factor = output_size / max(ww, wh)
+    out8 = cv2.resize(out8, (max(1, round(ww * factor)), max(1, round(wh * factor))),
+                      interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    radius = max(1, round(0.005 * output_size))
     for points, color in ((result.detected_landmarks, DETECTED_COLOR), (result.landmarks_2d, FITTED_COLOR)):
-        for x, y in np.asarray(points, dtype=np.float64) * factor:
+        for x, y in (np.asarray(points, dtype=np.float64) - (x0, y0)) * factor:
             if np.isfinite(x) and np.isfinite(y):
                 # Pixel centres are at +0.5 (docs/CONVENTIONS.md); cv2 draws at integer centres.
                 cv2.circle(out8, (int(round(x - 0.5)), int(round(y - 0.5))), radius, color, -1, cv2.LINE_AA)

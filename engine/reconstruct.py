@@ -47,7 +47,7 @@ FaceChoice = Literal["largest", "only", "all"] | int
 
 # Without fitting, only the landmark-free closed-form light solve runs (the pose comes from
 # the network, or from PnP on the landmarks for the mean face).
-_NO_FIT = FitConfig(rigid_steps=0, shape_steps=0, light_rounds=1, photo_steps=0, render_size=128)
+_NO_FIT = FitConfig(rigid_iters=0, shape_iters=0, light_rounds=1, photo_steps=0, render_size=128)
 
 
 class Reconstructor:
