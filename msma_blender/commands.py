@@ -226,7 +226,7 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
     scene = bpy.data.scenes.new(path.stem)
     options = BuildOptions(texture_mode=args.texture.upper(), texture_dir=str(path.parent),
                            add_camera=args.camera or args.preview is not None, set_scene_camera=True,
-                           lighting=args.lighting)
+                           lighting=args.lighting, name=path.stem if args.animation else None)
     try:
         if args.animation:
             objs = [build_animated_face(results, exp_basis, scene.collection, options, scene=scene,

@@ -1,0 +1,137 @@
+"""The headless `msma` command: output planning, exit codes and messages for bad inputs,
+and (slow) an animation from a few frames and the preview render."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bpy")
+
+from msma_blender import commands  # noqa: E402
+from msma_blender.commands import CommandError, plan_outputs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "face.png"
+    Image.fromarray(np.full((64, 64, 3), 100, np.uint8)).save(path)
+    return path
+
+
+class TestPlanOutputs:
+    def test_folder_one_file_per_photo(self, tmp_path):
+        fmt, plans = plan_outputs([Path("a.jpg"), Path("b.png")], tmp_path / "out", None, False)
+        assert fmt == "blend" and [p.path.name for p in plans] == ["a.blend", "b.blend"]
+
+    def test_single_file_holds_everything(self, tmp_path):
+        fmt, plans = plan_outputs([Path("a.jpg"), Path("b.png")], tmp_path / "all.glb", None, False)
+        assert fmt == "glb" and len(plans) == 1 and len(plans[0].images) == 2
+
+    def test_animation_into_folder(self, tmp_path):
+        fmt, plans = plan_outputs([Path("f1.png"), Path("f2.png")], tmp_path / "out", "fbx", True, label="clip")
+        assert fmt == "fbx" and [p.path.name for p in plans] == ["clip.fbx"]
+
+    def test_conflicts(self, tmp_path):
+        with pytest.raises(CommandError, match="does not match"):
+            plan_outputs([Path("a.jpg")], tmp_path / "x.blend", "glb", False)
+        with pytest.raises(CommandError, match="both be written"):
+            plan_outputs([Path("x/a.jpg"), Path("y/a.png")], tmp_path / "out", None, False)
+
+
+class TestExitCodes:
+    def test_missing_input(self, tmp_path, capsys):
+        assert commands.main(["reconstruct", str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "o")]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.jpg'}: no such file or folder"
+
+    def test_empty_folder(self, tmp_path, capsys):
+        (tmp_path / "empty").mkdir()
+        assert commands.main(["reconstruct", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 1
+        assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'empty'}: no images")
+
+    def test_existing_output_not_overwritten(self, tmp_path, photo, capsys):
+        out = tmp_path / "face.blend"
+        out.write_bytes(b"user data")
+        assert commands.main(["reconstruct", str(photo), "-o", str(out)]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {out}: already exists (use --force to overwrite)"
+        assert out.read_bytes() == b"user data"
+
+    def test_usage_errors(self, tmp_path, photo, capsys):
+        assert commands.main(["reconstruct", str(photo)]) == 2  # no -o
+        assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "a.blend"), "--format", "glb"]) == 2
+        assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--face", "biggest"]) == 2
+        assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"),
+                              "--model", str(tmp_path / "no.npz")]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {tmp_path / 'no.npz'}: no such file" in err
+        assert not (tmp_path / "o").exists()
+
+    def test_bad_model_file(self, tmp_path, photo, capsys):
+        bad = tmp_path / "bad.npz"
+        bad.write_bytes(b"not a zip")
+        assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--model", str(bad)]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {bad}")
+
+
+def _run_module(args, tmp_path, timeout=600):
+    env = dict(os.environ)
+    for var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
+        env[var] = str(tmp_path / "user" / var.lower())
+    return subprocess.run([sys.executable, "-m", "msma_blender", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_animation_from_frames_and_preview(tmp_path):
+    """Three shifted crops of the astronaut as frames → one animated face; preview PNG."""
+    from PIL import Image
+    from skimage import data
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    img = data.astronaut()
+    for i, dx in enumerate((0, 6, 12)):
+        Image.fromarray(img[10:330, 80 + dx:400 + dx]).save(frames / f"frame{i + 1}.png")
+    out = tmp_path / "anim.blend"
+    preview = tmp_path / "preview.png"
+    proc = _run_module(["reconstruct", str(frames), "-o", str(out), "--animation", "--fit", "none",
+                        "--texture-size", "128", "--preview", str(preview), "--preview-over-photo"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.is_file() and preview.is_file()
+    check = f"""
+import bpy, json
+bpy.ops.wm.open_mainfile(filepath={str(out)!r})
+obj = bpy.data.objects["anim"]
+key_action = obj.data.shape_keys.animation_data.action
+fcurves = [fc for layer in key_action.layers for strip in layer.strips for bag in strip.channelbags
+           for fc in bag.fcurves] if hasattr(key_action, "layers") else list(key_action.fcurves)
+# Blender 5 actions are layered: the object's and the shape keys' curves may share one action.
+fcurves += [fc for layer in getattr(obj.animation_data.action, "layers", []) for strip in layer.strips
+            for bag in strip.channelbags for fc in bag.fcurves]
+paths = sorted({{fc.data_path for fc in fcurves}})
+print(json.dumps(dict(n=len([p for p in paths if p.startswith("key_blocks[")]),
+                      pts=sorted({{len(fc.keyframe_points) for fc in fcurves}}),
+                      pose="location" in paths and "rotation_euler" in paths,
+                      rot=obj.animation_data is not None, frames=list(obj["msma_frames"]))))
+"""
+    res = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "u2")})
+    import json
+
+    info = json.loads([ln for ln in res.stdout.splitlines() if ln.startswith("{")][-1])
+    assert info["n"] == 52 and info["pts"] == [3] and info["rot"] and info["pose"]
+    assert [Path(f).name for f in info["frames"]] == ["frame1.png", "frame2.png", "frame3.png"]
+    from PIL import Image as _Image
+
+    with _Image.open(preview) as im:
+        assert im.size == (512, 512)
+
