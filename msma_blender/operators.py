@@ -214,7 +214,14 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
             return {"CANCELLED"} if not self._built else {"FINISHED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        done = self._consume(context)
+        try:
+            done = self._consume(context)
+        except Exception as err:  # noqa: BLE001 - never leave the timer and the "running" flag behind
+            log.exception("building the face objects failed")
+            self._job.cancel()
+            self._end(context, f"Failed: {err}")
+            self.report({"ERROR"}, f"MSMA: {err}")
+            return {"CANCELLED"}
         job = self._job
         wm.msma_job.progress = job.progress
         wm.progress_update(int(job.progress * 1000))
