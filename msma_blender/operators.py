@@ -18,11 +18,19 @@ from .jobs import JobRequest, ReconstructJob
 from .pipeline import EngineSettings, InputError, collect_images
 
 __all__ = ["MSMA_OT_add_images", "MSMA_OT_clear_images", "MSMA_OT_reconstruct_face",
-           "MSMA_OT_install_dependencies", "classes", "request_from_settings"]
+           "MSMA_OT_install_dependencies", "classes", "job_running", "request_from_settings"]
 
 log = logging.getLogger(__name__)
 
 _TIMER_SECONDS = 0.2
+# The job of the running modal operator (module state, not a saved property: a .blend saved
+# during a run must not reopen with the button disabled).
+_active_job: ReconstructJob | None = None
+
+
+def job_running() -> bool:
+    """True while a Reconstruct Face job is in progress in this Blender session."""
+    return _active_job is not None and not _active_job.finished
 
 
 def _preferences(context):
@@ -114,8 +122,7 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        wm = context.window_manager
-        return context.scene is not None and not (hasattr(wm, "msma_job") and wm.msma_job.running)
+        return context.scene is not None and not job_running()
 
     # --- shared by execute() and modal() ------------------------------------------
     def _prepare(self, context) -> bool:
@@ -199,6 +206,8 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         wm = context.window_manager
         wm.msma_job.running, wm.msma_job.progress = True, 0.0
         wm.msma_job.status = f"Reconstructing {self._job.total} image(s)... (Esc to cancel)"
+        global _active_job
+        _active_job = self._job
         self._job.start()
         self._timer = wm.event_timer_add(_TIMER_SECONDS, window=context.window)
         wm.modal_handler_add(self)
@@ -236,6 +245,8 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         return self._finish_report()
 
     def _end(self, context, status: str) -> None:
+        global _active_job
+        _active_job = None
         wm = context.window_manager
         if self._timer is not None:
             wm.event_timer_remove(self._timer)

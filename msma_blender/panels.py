@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from .operators import job_running
+
 __all__ = ["MSMA_PT_reconstruct", "MSMA_PT_options", "MSMA_PT_animation", "MSMA_UL_images", "classes"]
 
 
@@ -36,11 +38,12 @@ class MSMA_PT_reconstruct(_MSMAPanel, bpy.types.Panel):
         else:
             layout.prop(s, "folder")
         job = context.window_manager.msma_job
+        running = job.running and job_running()
         col = layout.column()
         col.scale_y = 1.5
-        col.enabled = not job.running
+        col.enabled = not running
         col.operator("msma.reconstruct_face", icon="USER")
-        if job.running:
+        if running:
             layout.progress(factor=job.progress, type="BAR", text=job.status)
         elif job.status:
             layout.label(text=job.status, icon="INFO")

@@ -67,7 +67,7 @@ class MSMA_SceneSettings(bpy.types.PropertyGroup):
 
 
 class MSMA_JobState(bpy.types.PropertyGroup):
-    """Progress of the running reconstruction (WindowManager.msma_job; not saved)."""
+    """Progress of the running reconstruction, for the panel (WindowManager.msma_job)."""
 
     running: BoolProperty(default=False)
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
