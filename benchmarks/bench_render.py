@@ -8,6 +8,10 @@ added when a CUDA device is present (torch backend, and nvdiffrast when it impor
 
 Usage:
     python benchmarks/bench_render.py [--repeats 10] [--threads N]
+
+On a shared, oversubscribed CPU run it with ``OMP_WAIT_POLICY=PASSIVE`` (set before Python
+starts): OpenMP's default spin-waiting made 2-thread runs 5-7× slower on a 2-core machine
+with other jobs running. The header prints the policy in effect.
 """
 
 from __future__ import annotations
@@ -132,7 +136,9 @@ def main() -> None:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     load = ", load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{load}; "
+    omp = os.environ.get("OMP_WAIT_POLICY", "default")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
+          f"OMP_WAIT_POLICY {omp}{load}; "
           f"GPU: {gpu}; torch {torch.__version__}; Python {platform.python_version()}\n")
     print("| task | mesh (V / F) | resolution | device | backend | median ms | min ms |")
     print("|---|---|---|---|---|---|---|")
