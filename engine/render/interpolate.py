@@ -34,8 +34,10 @@ def interpolate(attr: torch.Tensor, frags: Fragments, tris: torch.Tensor) -> tor
     if tris.ndim != 2 or tris.shape[1] != 3 or tris.dtype.is_floating_point:
         raise ShapeError(f"tris must be an integer (F, 3) tensor, got {tuple(tris.shape)} {tris.dtype}")
     tris = tris.to(attr.device).long()
-    if tris.numel() and int(tris.max()) >= attr.shape[1]:
-        raise ShapeError(f"tris index {int(tris.max())} is out of range for attr of shape {tuple(attr.shape)}")
+    if tris.numel() and (int(tris.min()) < 0 or int(tris.max()) >= attr.shape[1]):
+        raise ShapeError(
+            f"tris index range [{int(tris.min())}, {int(tris.max())}] is out of range for attr of shape {tuple(attr.shape)}"
+        )
     if frags.backend == "nvdiffrast":
         return _nvdiffrast.interpolate(attr, frags, tris)
 
