@@ -107,6 +107,17 @@ class CropTransform:
         m = self.matrix * (size / self.size)
         scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         src = np.asarray(image)
+        # Work on the part of the photo the crop sees (plus a margin for the filters).
+        a_inv = np.linalg.inv(m[:, :2])
+        corners = (np.array([[0, 0], [size, 0], [0, size], [size, size]], float) - m[:, 2]) @ a_inv.T
+        margin = 2.0 / min(scale, 1.0) + 2.0
+        h, w = src.shape[:2]
+        x0, y0 = (max(0, int(np.floor(v - margin))) for v in corners.min(axis=0))
+        x1, y1 = min(w, int(np.ceil(corners[:, 0].max() + margin))), min(h, int(np.ceil(corners[:, 1].max() + margin)))
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((size, size) + src.shape[2:], dtype=src.dtype)
+        src = src[y0:y1, x0:x1]
+        m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ [x0, y0])[:, None]], axis=1)
         if scale < 0.5:
             # Pre-shrink so the remaining bilinear step downsamples by at most 2x.
             f = 2.0 * scale

@@ -128,6 +128,8 @@ class TestWarp:
         out = tf.warp(img, size=112)
         assert out.shape == (112, 112, 3)
         assert (out[:, :50] == 0).all() and (out[10:40, 90:] == 255).all()
+        far = CropTransform(matrix=np.array([[1.0, 0, 500.0], [0, 1.0, 0.0]]))
+        assert (far.warp(img) == 0).all()
 
 
 @pytest.mark.skipif(not LM3D.exists(), reason=f"{LM3D} (Deep3DFaceRecon's lm3d) not present")
