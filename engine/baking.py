@@ -4,8 +4,9 @@ For every texel the fitted surface point is found by rasterizing the UV layout
 (:func:`~engine.render.rasterize_uv`) and interpolating the posed vertices over it. The
 point is projected into the photo at full resolution (through the model camera on the 224
 crop, then the crop's inverse affine map), kept where it is visible (depth test against a
-rendered depth buffer) and facing the camera, sampled bilinearly, and divided by the
-fitted SH irradiance to give albedo.
+rendered depth buffer), facing the camera and inside the model's face region (scalp, neck
+and ears show hair, background or clothes too often), sampled bilinearly, and divided by
+the fitted SH irradiance to give albedo.
 
 What the photo cannot show is filled in two steps: from the mirrored surface point
 (``x → −x``, a nearest-vertex mirror map on the mean shape; used where the mirror point is
@@ -138,6 +139,7 @@ class _UVLayout:
     tri: torch.Tensor  # (N,) triangle id
     bary: torch.Tensor  # (N, 3)
     skin: torch.Tensor  # (N,) interpolated skin mask
+    face: torch.Tensor  # (N,) interpolated face-region mask
 
 
 class TextureBaker:
@@ -165,7 +167,8 @@ class TextureBaker:
             tri = frags.triangle_id[0].reshape(-1)[index]
             bary = frags.barycentrics[0].reshape(-1, 3)[index].detach()
             skin = (m.skin_mask[m.triangles[tri]] * bary).sum(-1)
-            self._layouts[size] = _UVLayout(covered, index, tri, bary, skin)
+            face = (m.face_region.float()[m.triangles[tri]] * bary).sum(-1)
+            self._layouts[size] = _UVLayout(covered, index, tri, bary, skin, face)
         return self._layouts[size]
 
     def _interp(self, lay: _UVLayout, attr: torch.Tensor, tri_vertices: torch.Tensor | None = None) -> torch.Tensor:
@@ -235,6 +238,10 @@ class TextureBaker:
         tri_v = m.triangles[lay.tri]
         direct, w_direct = sample(tri_v)
         mirrored, w_mirror = sample(self.mirror[tri_v])
+        # Outside the face region (scalp, neck, ears) the photo shows hair, background or
+        # clothes as often as skin: those texels come from the model albedo.
+        in_face = (lay.face > 0.5).cpu().numpy()
+        w_direct, w_mirror = w_direct * in_face, w_mirror * in_face
         timings["bake_sample"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
