@@ -85,8 +85,9 @@ def _image_metrics(model: FaceModel, coeffs: torch.Tensor, images: torch.Tensor,
 
 
 def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    """Mean ignoring NaN (an empty mask); +inf (a perfect PSNR) is kept."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 @torch.no_grad()
@@ -240,6 +241,9 @@ def markdown_table(results: list[EvalResult], model_label: str | None = None) ->
         cells = ([model_label] if model_label is not None else []) + [r.name, str(r.n)]
         for key, _, fmt in _COLUMNS:
             v = r.metrics.get(key)
-            cells.append(fmt.format(v) if v is not None and math.isfinite(v) else "–")
+            if v is None or math.isnan(v):
+                cells.append("–")
+            else:
+                cells.append(fmt.format(v) if math.isfinite(v) else "∞")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
