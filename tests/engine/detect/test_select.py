@@ -50,6 +50,13 @@ class TestPickFace:
         with pytest.raises(FaceTooSmallError, match=r"all 3 face\(s\) in image are too small: the largest is 120 px, the minimum is 200 px"):
             select.pick_face(self.faces, "all", min_size=200)
 
+    def test_low_scores_ignored_when_a_sure_face_exists(self):
+        weak_big = _det(500, 0, 300, score=0.75)
+        (face,) = select.pick_face([*self.faces, weak_big])
+        assert face.size == 120
+        assert len(select.pick_face([*self.faces, weak_big], "all")) == 3
+        assert select.pick_face([weak_big])[0] is weak_big  # nothing surer: keep it
+
     def test_unknown_which(self):
         with pytest.raises(ValueError, match="'biggest'"):
             select.pick_face(self.faces, "biggest")
@@ -62,6 +69,11 @@ class TestOnPhotos:
         lm = select.landmarks68(img, face)
         assert lm.points.shape == (68, 2) and lm.source in select.LANDMARKERS
         assert lm.source == select.get_landmarker("auto").name
+
+    def test_one_face_in_each_photo(self, real_photo):
+        # The Obama portrait also yields a background detection at ~0.75, which must not count.
+        name, img = real_photo
+        assert len(select.pick_face(select.detect_faces(img), "only", image_name=name)) == 1
 
     def test_two_astronauts(self, astronaut):
         pair = np.concatenate([astronaut, astronaut], axis=1)
