@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["FORMATS", "build_parser", "main", "plan_outputs"]
+__all__ = ["FORMATS", "build_parser", "main", "missing_dependencies_message", "plan_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,27 @@ def main(argv: list[str] | None = None) -> int:
         return err.code
 
 
+def missing_dependencies_message(err: ImportError, package: str | None = __package__) -> str:
+    """One line naming the missing packages and the commands that install them.
+
+    Args:
+        err: the ImportError the engine raised.
+        package: the extension's module name (``bl_ext.<repo>.msma_face``), for its
+            private ``site-packages`` folder; outside an installed extension only the
+            preferences button and the docs are named.
+    """
+    from . import deps
+
+    missing = ", ".join(deps.missing_modules()) or str(err)
+    hint = "use 'Install Dependencies' in the MSMA Face add-on preferences"
+    try:
+        target = deps.site_packages_dir(package, create=False)
+        hint += " or run: " + " && ".join(" ".join(cmd) for cmd in deps.install_commands(target))
+    except (ValueError, FileNotFoundError):  # not an installed extension (bpy module from a checkout)
+        hint += " (see docs/BLENDER.md)"
+    return f"missing Python dependencies: {missing} ({err}); {hint}"
+
+
 def _face_choice(value: str):
     if value in ("largest", "only", "all"):
         return value
@@ -186,7 +207,7 @@ def _reconstruct(args) -> int:
     try:
         session = get_session(settings)
     except ImportError as err:
-        raise CommandError("engine", f"missing Python dependency ({err})") from None
+        raise CommandError("engine", missing_dependencies_message(err)) from None
     except MSMAError as err:
         raise CommandError(args.model or args.weights or "model", err) from None
 
