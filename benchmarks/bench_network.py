@@ -3,7 +3,8 @@
 First table: parameters and multiply-adds (convolutions + linear layers, one 224×224
 image) per architecture and per part. Second table: forward latency (inference mode,
 eval) at batch 1 and 16 on the CPU, and on CUDA when a CUDA device is present, for
-BFM09 coefficient sizes (80/64/80 → 257).
+BFM09 coefficient sizes (80/64/80 → 257). On a shared machine run it also with
+``--threads 1``: the batch-1 CPU-time column is then independent of the other load.
 
 Usage:
     python benchmarks/bench_network.py [--repeats 10] [--repeats-batch 3] [--threads N]
@@ -45,18 +46,23 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.inference_mode()
-def latency_ms(net: torch.nn.Module, batch: int, device: torch.device, repeats: int) -> float:
-    """Median forward time in milliseconds after one warm-up call."""
+def latency_ms(net: torch.nn.Module, batch: int, device: torch.device, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and process CPU time of one forward, in ms, after one warm-up call.
+
+    With one torch thread the CPU time is what the forward costs on an idle core even
+    when other processes share the machine (wall time then includes waiting for a core).
+    """
     x = torch.rand(batch, 3, 224, 224, device=device)
     net(x)
     _sync(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         net(x)
         _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -69,7 +75,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; "
+    # Latency on a shared CPU depends on the other processes running: report the load.
+    load = ", load average %.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{load}; "
           f"GPU: {gpu}; torch {torch.__version__}; Python {platform.python_version()}\n")
 
     torch.manual_seed(0)
@@ -87,15 +95,16 @@ def main() -> None:
     print()
 
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print("| arch | device | batch 1 (ms) | batch 16 (ms) | batch 16 per image (ms) | target batch 1 |")
-    print("|---|---|---|---|---|---|")
+    print("| arch | device | batch 1 wall (ms) | batch 1 CPU time (ms) | batch 16 wall (ms) | "
+          "batch 16 per image (ms) | target batch 1 |")
+    print("|---|---|---|---|---|---|---|")
     for device in devices:
         for arch, net in nets.items():
             net.to(device)
-            ms1 = latency_ms(net, 1, device, args.repeats)
-            ms16 = latency_ms(net, 16, device, args.repeats_batch if device.type == "cpu" else args.repeats)
+            ms1, cpu1 = latency_ms(net, 1, device, args.repeats)
+            ms16, _ = latency_ms(net, 16, device, args.repeats_batch if device.type == "cpu" else args.repeats)
             target = f"≤ {TARGET_MS[arch]:.0f} ms" if device.type == "cpu" and arch in TARGET_MS else ""
-            print(f"| {arch} | {device.type} | {ms1:.1f} | {ms16:.1f} | {ms16 / 16:.1f} | {target} |")
+            print(f"| {arch} | {device.type} | {ms1:.1f} | {cpu1:.1f} | {ms16:.1f} | {ms16 / 16:.1f} | {target} |")
             net.to("cpu")
 
 
