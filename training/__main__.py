@@ -71,7 +71,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.network import load_weights
-    from training.evaluate import evaluate_photos, evaluate_synthetic, load_photo_folder, markdown_table
+    from training.evaluate import MeanFace, evaluate_photos, evaluate_synthetic, load_photo_folder, markdown_table
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,11 +79,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     lay = model.layout
     net = load_weights(args.weights, None, lay.n_id, lay.n_exp, lay.n_tex)
     input_size = int(getattr(net, "meta", {}).get("input_size", 224))
-    results = []
+    label = args.label or Path(args.weights).name
+    results, labels = [], []
     for data in args.data:
         if data == "synthetic":
-            results += evaluate_synthetic(net, model, seed=args.seed, n=args.n, input_size=input_size, fit=args.fit)
-        elif data == "astronaut":
+            rows = evaluate_synthetic(net, model, seed=args.seed, n=args.n, input_size=input_size, fit=args.fit)
+            results += rows
+            labels += [label] * len(rows)
+            if args.reference:
+                results += evaluate_synthetic(MeanFace(lay.total), model, seed=args.seed, n=args.n)
+                labels.append("mean face (reference)")
+            continue
+        if data == "astronaut":
             from skimage.data import astronaut
 
             results.append(evaluate_photos(net, model, [("astronaut", astronaut())], input_size, name="astronaut"))
@@ -93,7 +100,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"error: --data {data!r} is neither 'synthetic', 'astronaut' nor a folder", file=sys.stderr)
                 return 2
             results.append(evaluate_photos(net, model, load_photo_folder(folder), input_size, name=folder.name))
-    print(markdown_table(results, model_label=args.label or Path(args.weights).name))
+        labels.append(label)
+    print(markdown_table(results, model_label=labels))
     return 0
 
 
@@ -128,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit", default=None, choices=["fast", "default", "high"],
                    help="also report the synthetic hold-out after test-time fitting")
     p.add_argument("--label", default=None, help="model column label")
+    p.add_argument("--reference", action="store_true",
+                   help="add the mean face (all-zero coefficients) on the synthetic hold-out as a reference row")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.set_defaults(func=_cmd_evaluate)
 

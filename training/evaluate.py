@@ -31,7 +31,7 @@ from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces
 from training.metrics import aligned_vertex_error_mm, landmark_nme, masked_psnr, masked_ssim
 
-__all__ = ["EvalResult", "predict", "rerender", "evaluate_synthetic", "evaluate_photos", "skin_hull_mask",
+__all__ = ["EvalResult", "MeanFace", "predict", "rerender", "evaluate_synthetic", "evaluate_photos", "skin_hull_mask",
            "load_photo_folder", "markdown_table", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,21 @@ class EvalResult:
     n: int
     metrics: dict[str, float]
     per_image: dict[str, list[float]] = field(default_factory=dict)
+
+
+class MeanFace(torch.nn.Module):
+    """Reference "network" that outputs all-zero coefficients (the mean face, frontal, centred).
+
+    Args:
+        n_coeffs: coefficient count of the face model.
+    """
+
+    def __init__(self, n_coeffs: int) -> None:
+        super().__init__()
+        self.n_coeffs = n_coeffs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.new_zeros(images.shape[0], self.n_coeffs)
 
 
 @torch.no_grad()
@@ -233,12 +248,18 @@ _COLUMNS = (("vertex_mm", "vertex error (mm) ↓", "{:.2f}"), ("nme", "landmark 
             ("psnr", "masked PSNR (dB) ↑", "{:.2f}"), ("ssim", "masked SSIM ↑", "{:.3f}"))
 
 
-def markdown_table(results: list[EvalResult], model_label: str | None = None) -> str:
-    """Results as a Markdown table (one row per result; missing metrics shown as "–")."""
-    head = (["model"] if model_label is not None else []) + ["set", "n"] + [c[1] for c in _COLUMNS]
+def markdown_table(results: list[EvalResult], model_label: str | list[str] | None = None) -> str:
+    """Results as a Markdown table (one row per result; missing metrics shown as "–").
+
+    Args:
+        results: the rows.
+        model_label: a "model" column: one label for every row, or one per row.
+    """
+    labels = [model_label] * len(results) if isinstance(model_label, str) else model_label
+    head = (["model"] if labels is not None else []) + ["set", "n"] + [c[1] for c in _COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        cells = ([model_label] if model_label is not None else []) + [r.name, str(r.n)]
+    for i, r in enumerate(results):
+        cells = ([labels[i]] if labels is not None else []) + [r.name, str(r.n)]
         for key, _, fmt in _COLUMNS:
             v = r.metrics.get(key)
             if v is None or math.isnan(v):
