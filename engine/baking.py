@@ -206,7 +206,7 @@ class TextureBaker:
         verts, normals = out.vertices[0], out.normals[0]
         gamma = m.layout.split(coeffs).gamma
         # Depth buffer on the crop camera, at about the photo's resolution of the face (capped).
-        k = float(np.clip(1.0 / crop.scale, 1.0, 3.0))
+        k = float(np.clip(1.0 / crop.scale, 1.0, 2.0))
         cam = m.camera.scaled(k)
         depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
                                 colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
@@ -215,17 +215,23 @@ class TextureBaker:
         t2 = time.perf_counter()
         photo_f = img.astype(np.float32) / 255.0
 
+        # Outside the face region (scalp, neck, ears) the photo shows hair, background or
+        # clothes as often as skin: those texels come from the model albedo, so only the
+        # face texels are sampled at all.
+        sel = torch.nonzero(lay.face > 0.5)[:, 0]
+        bary = lay.bary[sel]
+
         def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-            """Photo colour ``(N, 3)`` and weight ``(N,)`` of the texels' surface points."""
-            p = self._interp(lay, verts, tri_vertices)
-            n = self._interp(lay, normals, tri_vertices)
+            """Photo albedo ``(n, 3)`` and weight ``(n,)`` at the selected texels' surface points."""
+            p = torch.einsum("nkc,nk->nc", verts[tri_vertices], bary)
+            n = torch.einsum("nkc,nk->nc", normals[tri_vertices], bary)
             n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
             view = torch.tensor([0.0, 0.0, cam.distance], device=p.device) - p
             facing = (n * view).sum(-1) / view.norm(dim=-1).clamp_min(1e-12)
             w = ((facing - st.facing_min) / (st.facing_full - st.facing_min)).clamp(0.0, 1.0)
             z = cam.depth(p)
             q = cam.project(p).cpu().numpy()  # crop pixels at scale k
-            # Depth test: nearest depth-buffer texel (cv2 maps use integer pixel centres).
+            # Depth test against the nearest depth-buffer pixel.
             zbuf = _sample_points(depth_map, q, cv2.INTER_NEAREST, 0.0)
             visible = (zbuf > 0) & (z.cpu().numpy() <= zbuf + st.depth_tolerance)
             xy = crop.inverse(q / k)  # photo pixels
@@ -235,13 +241,13 @@ class TextureBaker:
             weight = w.cpu().numpy() * visible * inside
             return np.clip(colour, 0.0, None) / irr, weight
 
-        tri_v = m.triangles[lay.tri]
-        direct, w_direct = sample(tri_v)
-        mirrored, w_mirror = sample(self.mirror[tri_v])
-        # Outside the face region (scalp, neck, ears) the photo shows hair, background or
-        # clothes as often as skin: those texels come from the model albedo.
-        in_face = (lay.face > 0.5).cpu().numpy()
-        w_direct, w_mirror = w_direct * in_face, w_mirror * in_face
+        n_tex = lay.index.shape[0]
+        sel_np = sel.cpu().numpy()
+        direct, w_direct = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        mirrored, w_mirror = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        tri_v = m.triangles[lay.tri[sel]]
+        direct[sel_np], w_direct[sel_np] = sample(tri_v)
+        mirrored[sel_np], w_mirror[sel_np] = sample(self.mirror[tri_v])
         timings["bake_sample"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
