@@ -36,11 +36,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config.optim.max_steps = args.max_steps
     trainer = Trainer(config, args.out)
     t0 = time.perf_counter()
-    start = trainer.step
     last = trainer.fit(resume=args.resume, progress=not args.no_progress)
     if trainer.is_main:
         final = trainer.export_weights(Path(args.out) / "final.pt", {"train_seconds_this_session": time.perf_counter() - t0})
-        print(f"trained steps {start}→{trainer.step}; last losses {last}; weights {final}")
+        print(f"trained steps {trainer.start_step}→{trainer.step}; last losses {last}; weights {final}")
     trainer.close()
     return 0
 

@@ -184,7 +184,7 @@ class Trainer:
             except BackendUnavailableError as exc:
                 logger.warning("perceptual loss disabled: %s", exc)
         self.step = 0
-        self._log_rows: list[dict] = []
+        self.start_step = 0
 
     # --- set-up helpers -----------------------------------------------------------------
     @property
@@ -410,6 +410,7 @@ class Trainer:
             self.load_checkpoint()
         elif resume:
             logger.info("no checkpoint in %s; starting from step 0", self.checkpoint_path.parent)
+        self.start_step = self.step
         if self.is_main:
             (self.out_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
         sampler = StepSampler(len(self.dataset), cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
