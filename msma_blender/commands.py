@@ -243,6 +243,8 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
     from .render_preview import render_preview
 
     before = {name: set(getattr(bpy.data, name)) for name in _ID_COLLECTIONS}
+    window = bpy.context.window
+    window_scene = window.scene if window is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
     scene = bpy.data.scenes.new(path.stem)
     options = BuildOptions(texture_mode=args.texture.upper(), texture_dir=str(path.parent),
@@ -282,5 +284,9 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
             render_preview(scene, camera, args.preview, photo=photo)
             print(f"wrote {args.preview}")
     finally:
+        # The glTF exporter leaves the window on the scene it exported; removing that scene
+        # under the window crashes Blender 4.3 at the next context access.
+        if window is not None and window.scene != window_scene:
+            window.scene = window_scene
         created = [idb for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name) if idb not in before[name]]
         bpy.data.batch_remove(created)

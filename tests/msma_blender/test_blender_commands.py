@@ -82,6 +82,21 @@ class TestExitCodes:
         assert capsys.readouterr().err.startswith(f"error: {bad}")
 
 
+def test_glb_export_leaves_the_window_on_its_scene(bpy_empty, sphere_face, tmp_path):
+    """The glTF exporter switches the window to the exported scene, which _write then removes;
+    a window left on a removed scene crashed Blender 4.3 at the next context access."""
+    result, exp_basis = sphere_face
+    window = bpy_empty.context.window
+    assert window is not None
+    original = window.scene
+    for i in range(2):
+        out = tmp_path / f"face{i}.glb"
+        args = commands.build_parser().parse_args(["reconstruct", "x.png", "-o", str(out)])
+        commands._write(out, "glb", [result], exp_basis, args)
+        assert out.stat().st_size > 1000
+        assert window.scene == original and list(bpy_empty.data.scenes) == [original]
+
+
 def _run_module(args, tmp_path, timeout=600):
     env = dict(os.environ)
     for var in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS"):
