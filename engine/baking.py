@@ -206,7 +206,7 @@ class TextureBaker:
         verts, normals = out.vertices[0], out.normals[0]
         gamma = m.layout.split(coeffs).gamma
         # Depth buffer on the crop camera, at about the photo's resolution of the face (capped).
-        k = float(np.clip(1.0 / crop.scale, 1.0, 2.0))
+        k = float(np.clip(1.0 / crop.scale, 1.0, 1.5))
         cam = m.camera.scaled(k)
         depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
                                 colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()

@@ -112,7 +112,7 @@ class FitConfig:
     rigid_iters: int = 5
     shape_iters: int = 12
     light_rounds: int = 2
-    photo_steps: int = 30
+    photo_steps: int = 15
     render_size: int = 160
     lr_pose: float = 1e-2
     lr_shape: float = 2e-2
