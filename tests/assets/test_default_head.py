@@ -135,9 +135,97 @@ def test_expressions_move_the_right_regions(head):
     assert smile_l[lm[54], 1] > 0.002 and np.abs(smile_l[lm[48]]).max() < 1e-3
 
 
+def _uv_islands(head) -> np.ndarray:
+    """(F,) island label of every UV triangle (connected components of the UV graph)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    t = head.uv_triangles
+    n = len(head.uv_coords)
+    graph = coo_matrix((np.ones(t.size), (t.ravel(), t[:, [1, 2, 0]].ravel())), shape=(n, n))
+    return connected_components(graph, directed=False)[1][t[:, 0]]
+
+
+def _vertex_uv(head, triangles: np.ndarray) -> np.ndarray:
+    """(V, 2) UV of each vertex as used by ``triangles`` (indices into the triangle list)."""
+    out = np.full((len(head.mean_shape), 2), np.nan)
+    out[head.triangles[triangles].ravel()] = head.uv_coords[head.uv_triangles[triangles].ravel()]
+    return out
+
+
+def _texel_cover_count(uv: np.ndarray, tris: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) number of triangles whose interior holds each texel centre (row 0 = top).
+
+    Centres within 1e-6 texel of an edge count for neither side, so triangles that only
+    share edges or vertices never count twice.
+    """
+    count = np.zeros((size, size), np.int32)
+    px = np.stack([uv[:, 0] * size - 0.5, (1 - uv[:, 1]) * size - 0.5], axis=1)
+    for a, b, c in px[tris]:
+        lo = np.ceil(np.minimum(np.minimum(a, b), c)).astype(int).clip(0, size - 1)
+        hi = np.floor(np.maximum(np.maximum(a, b), c)).astype(int).clip(0, size - 1)
+        cols, rows = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
+        p = np.stack([cols, rows], axis=-1).astype(np.float64)
+        edge = lambda s, e: (e[0] - s[0]) * (p[..., 1] - s[1]) - (e[1] - s[1]) * (p[..., 0] - s[0])  # noqa: E731
+        e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
+        two_area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+        tol = 1e-6 * max(np.linalg.norm(b - a), np.linalg.norm(c - b), np.linalg.norm(a - c))
+        if two_area < 1e-12:
+            continue
+        inside = ((e0 > tol) & (e1 > tol) & (e2 > tol)) | ((e0 < -tol) & (e1 < -tol) & (e2 < -tol))
+        count[rows[inside], cols[inside]] += 1
+    return count
+
+
+def test_uv_layout_gives_the_face_most_of_the_texture(head):
+    uv, face = head.uv_coords, head.face_region[head.triangles].all(axis=1)
+    corners = uv[head.uv_triangles[face]].reshape(-1, 2)
+    extent = corners.max(axis=0) - corners.min(axis=0)
+    assert np.all(extent > 0.45), extent
+    # Face triangles cover a large share of a 1024^2 texture (MakeHuman's layout: ~7%).
+    count = _texel_cover_count(uv.astype(np.float64), head.uv_triangles[face], 1024)
+    assert (count > 0).mean() > 0.2
+    # Upright like a photo: brows above the chin (+v), subject's right eye (36) at small u.
+    island = _uv_islands(head)
+    vuv = _vertex_uv(head, np.flatnonzero(island == np.bincount(island).argmax()))  # the head island
+    lm = head.landmark_indices
+    assert vuv[lm[17:27], 1].min() > vuv[lm[36:48], 1].max() > vuv[lm[48:68], 1].max() > vuv[lm[8], 1]
+    assert vuv[lm[36], 0] < vuv[lm[39], 0] < vuv[lm[42], 0] < vuv[lm[45], 0]
+    # Low distortion: on the face, UV edge length / 3D edge length varies little.
+    t = head.triangles[face]
+    e3 = np.linalg.norm(head.mean_shape[t] - head.mean_shape[t[:, [1, 2, 0]]], axis=-1)
+    ut = head.uv_triangles[face]
+    e2 = np.linalg.norm(uv[ut] - uv[ut[:, [1, 2, 0]]], axis=-1)
+    ratio = e2 / e3
+    assert np.percentile(ratio, 95) / np.percentile(ratio, 5) < 3
+
+
+def test_uv_layout_has_no_flips_or_overlaps(head):
+    uv = head.uv_coords.astype(np.float64)
+    tri = uv[head.uv_triangles]
+    signed = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    island = _uv_islands(head)
+    assert island.max() + 1 == len(head.metadata["uv_islands"])
+    # MakeHuman's layout winds every island counter-clockwise; the new one must too (no flips).
+    assert np.all(signed > 0), np.flatnonzero(signed <= 0)
+    # Islands: pairwise disjoint bounding boxes (an exact sufficient test between islands).
+    boxes = [(uv[head.uv_triangles[island == k]].reshape(-1, 2).min(0),
+              uv[head.uv_triangles[island == k]].reshape(-1, 2).max(0)) for k in range(island.max() + 1)]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            apart = np.any(boxes[i][1] < boxes[j][0]) or np.any(boxes[j][1] < boxes[i][0])
+            assert apart, (i, j)
+    # Within islands: no texel centre of a 1024^2 texture lies inside two triangles.
+    count = _texel_cover_count(uv, head.uv_triangles, 1024)
+    assert count.max() == 1, np.argwhere(count > 1)[:10]
+
+
 def test_albedo_spans_light_to_dark(head):
     # The first albedo component is the skin-tone axis: it changes the skin brightness a lot.
-    skin_texel = head.albedo_mean.shape[0] // 2, int(0.7 * head.albedo_mean.shape[1])
+    # Probe the texel at the top of the nose bridge (landmark 27): skin in every colouring.
+    u, v = _vertex_uv(head, np.arange(len(head.triangles)))[head.landmark_indices[27]]
+    size = head.albedo_mean.shape[0]
+    skin_texel = int((1 - v) * size), int(u * size)
     first = head.albedo_basis[0][skin_texel]
     assert np.abs(first).min() > 0.05
     light = head.albedo_mean[skin_texel] + 2 * first * np.sign(first.sum())
