@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.align import CropTransform
 from engine.baking import TextureBaker, _fill_from_nearest, mirror_vertex_map
 from engine.errors import ShapeError

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.errors import ShapeError
 from engine.export_gltf import build_glb, mesh_from_result, read_glb, split_uv_seams, write_glb
 from engine.result import FaceResult, PhotoCamera

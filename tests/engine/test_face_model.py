@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.errors import ShapeError
 from engine.face_model import CoeffLayout, FaceModel
 

@@ -3,7 +3,7 @@ import math
 import torch
 
 from engine.geometry import euler_to_rotation, rotation_to_euler, vertex_normals
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 
 
 def test_rotation_is_orthonormal_and_inverts():

@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.errors import ModelFileError
 from engine.model_file import load_face_model_data, save_face_model_data
 

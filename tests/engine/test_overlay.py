@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.errors import ShapeError
 from engine.face_model import FaceModel
 from engine.overlay import DETECTED_COLOR, FITTED_COLOR, render_overlay

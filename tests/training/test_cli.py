@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.model_file import save_face_model_data
 from training.__main__ import main
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.model_file import save_face_model_data
 
 ROOT = Path(__file__).resolve().parents[2]

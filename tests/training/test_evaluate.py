@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.face_model import DEFAULT_MODEL_PATH, FaceModel
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces

@@ -7,7 +7,7 @@ import csv
 import pytest
 import torch
 
-from conftest import make_sphere_model
+from sphere_model import make_sphere_model
 from engine.face_model import FaceModel
 from training.config import config_from_dict
 from training.data.synthetic import SyntheticFaces
