@@ -21,6 +21,7 @@ Run folder layout (``--out``)::
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -157,7 +158,9 @@ class Trainer:
         self._seed_everything(config.run.seed)
         cpu_model = face_model or load_face_model(config.model.face_model)
         self.dataset = dataset if dataset is not None else build_dataset(config, cpu_model, self._dataset_length())
-        self.face_model = (face_model or cpu_model).to(self.device) if self.device.type != "cpu" else cpu_model
+        # The data pipeline renders with the CPU copy (workers must not touch CUDA); the
+        # losses use a copy on the training device.
+        self.face_model = copy.deepcopy(cpu_model).to(self.device) if self.device.type != "cpu" else cpu_model
         lay = self.face_model.layout
         if config.model.init_weights:
             self.net = load_weights(config.model.init_weights, config.model.arch, lay.n_id, lay.n_exp, lay.n_tex)
