@@ -68,7 +68,7 @@ def main() -> None:
     from engine.fitting import FaceFitter, FitTarget
     from engine.image_io import load_image, load_image_array
     from engine.network import build_network, load_weights
-    from engine.reconstruct import Reconstructor
+    from engine.pipeline import Reconstructor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="*", type=Path)

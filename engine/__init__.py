@@ -18,8 +18,8 @@ import importlib
 __all__ = ["reconstruct", "Reconstructor", "FaceResult", "FaceModel", "load_face_model"]
 
 _LAZY = {
-    "reconstruct": "engine.reconstruct",
-    "Reconstructor": "engine.reconstruct",
+    "reconstruct": "engine.pipeline",
+    "Reconstructor": "engine.pipeline",
     "FaceResult": "engine.result",
     "FaceModel": "engine.face_model",
     "load_face_model": "engine.face_model",

@@ -182,7 +182,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine.image_io import load_image
-    from engine.reconstruct import Reconstructor
+    from engine.pipeline import Reconstructor
 
     files, errors = _collect(args.inputs)
     for e in errors:

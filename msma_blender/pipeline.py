@@ -137,7 +137,7 @@ class EngineSession:
 
     def __init__(self, settings: EngineSettings):
         from engine.face_model import load_face_model
-        from engine.reconstruct import Reconstructor
+        from engine.pipeline import Reconstructor
 
         self.settings = settings
         model_path = Path(settings.model_path) if settings.model_path else default_model_path()

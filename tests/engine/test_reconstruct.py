@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="assets/
 
 @pytest.fixture(scope="module")
 def rec():
-    from engine.reconstruct import Reconstructor
+    from engine.pipeline import Reconstructor
 
     return Reconstructor()
 
@@ -109,14 +109,14 @@ def test_no_fit_and_all_faces(rec, astronaut_image):
 
 
 def test_module_function_caches(astronaut_image):
-    from engine import reconstruct as rmod
+    from engine import pipeline as rmod
 
     a = rmod._cached(None, None, "cpu")
     assert rmod._cached(None, None, "cpu") is a
 
 
 def test_bad_inputs(rec, tmp_path, astronaut_image):
-    from engine.reconstruct import Reconstructor
+    from engine.pipeline import Reconstructor
 
     blank = np.full((200, 300, 3), 127, np.uint8)
     with pytest.raises(NoFaceError, match="no face"):
@@ -143,7 +143,7 @@ def test_bad_inputs(rec, tmp_path, astronaut_image):
 def test_with_network_weights(rec, tmp_path, astronaut_image):
     """The regression path: an (untrained) network's output is the fit's starting point."""
     from engine.network import build_network, save_weights
-    from engine.reconstruct import Reconstructor
+    from engine.pipeline import Reconstructor
 
     lay = rec.model.layout
     torch.manual_seed(0)
@@ -152,3 +152,13 @@ def test_with_network_weights(rec, tmp_path, astronaut_image):
     res = Reconstructor(rec.model, path).reconstruct(astronaut_image, fit="fast", texture_size=128)
     assert res.timings["regress"] > 0
     assert res.metrics["landmark_nme_fit"] < NME_BOUND
+
+
+def test_package_exports_the_function():
+    import inspect
+
+    import engine
+    from engine import reconstruct
+
+    assert inspect.isfunction(reconstruct) and reconstruct.__module__ == "engine.pipeline"
+    assert engine.Reconstructor.__name__ == "Reconstructor"

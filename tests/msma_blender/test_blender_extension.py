@@ -69,7 +69,7 @@ def test_zip_contents_and_validator(extension_zip, tmp_path):
     wheels = [n for n in names if n.startswith("wheels/") and n.endswith(".whl")]
     assert len(wheels) == 1
     wheel_names = zipfile.ZipFile(zipfile.ZipFile(extension_zip).open(wheels[0])).namelist()
-    assert "engine/reconstruct.py" in wheel_names and "engine/result.py" in wheel_names
+    assert "engine/pipeline.py" in wheel_names and "engine/result.py" in wheel_names
     assert not any("tests/" in n or "__pycache__" in n for n in names)
     reqs = zipfile.ZipFile(extension_zip).read("requirements-extension.txt").decode()
     assert "torch==" in reqs and "bpy" not in reqs and "numpy" not in reqs

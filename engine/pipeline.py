@@ -19,10 +19,8 @@ Example:
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-import types
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
@@ -288,18 +286,3 @@ def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path
         no usable face. ModelFileError / WeightsError: bad model or weights files.
     """
     return _cached(model, weights, device).reconstruct(image, fit=fit, texture_size=texture_size, face=face)
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``engine.reconstruct`` callable as the function of the same name.
-
-    ``engine/__init__.py`` exports the *function* ``reconstruct`` lazily, but once this
-    submodule is imported Python binds the *module* to ``engine.reconstruct``, so
-    ``from engine import reconstruct`` would return the module; calling it forwards.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return reconstruct(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
