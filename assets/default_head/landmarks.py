@@ -12,15 +12,28 @@ inner); 22-26 left brow (inner to outer); 27-30 nose bridge (top to tip); 31-35 
 (right to left); 36-41 right eye and 42-47 left eye, each clockwise in the image from its
 image-left corner; 48-59 outer lip and 60-67 inner lip, clockwise in the image from the
 image-left corner.
+
+:func:`pick_landmarks` is the geometric starting point. The shipped model uses the
+detector-calibrated table :data:`CALIBRATED_PATH` instead when it exists (made by
+:mod:`assets.default_head.calibrate_landmarks` from renders of the model), because the
+detector's conventions differ from anatomy (e.g. its nostril row and inner brow ends).
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["FaceFeatures", "vertex_normals", "pick_landmarks", "face_region_mask"]
+from engine.errors import ModelFileError
+
+__all__ = ["CALIBRATED_PATH", "FaceFeatures", "vertex_normals", "pick_landmarks", "load_calibrated",
+           "face_region_mask"]
+
+CALIBRATED_PATH = Path(__file__).resolve().parent / "landmarks_calibrated.json"
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -202,6 +215,31 @@ def pick_landmarks(feat: FaceFeatures) -> np.ndarray:
     idx = jaw + brow_r + brow_l + bridge + nostrils + right_eye + left_eye + outer + inner_mouth
     assert len(idx) == 68
     return np.asarray(idx, np.int64)
+
+
+def load_calibrated(n_vertices: int, path: Path = CALIBRATED_PATH) -> np.ndarray | None:
+    """The detector-calibrated landmark vertices, or None when the table does not exist.
+
+    Args:
+        n_vertices: vertex count of the head mesh the indices refer to.
+        path: the JSON table written by :mod:`assets.default_head.calibrate_landmarks`.
+
+    Returns:
+        (68,) int64 vertex indices, or None.
+
+    Raises:
+        ModelFileError: the table exists but is unreadable or holds invalid indices.
+    """
+    if not path.exists():
+        return None
+    try:
+        idx = np.asarray(json.loads(path.read_text())["landmark_indices"], np.int64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"cannot read landmark table {path}: {exc}") from exc
+    if idx.shape != (68,) or idx.min() < 0 or idx.max() >= n_vertices:
+        raise ModelFileError(f"landmark table {path} must hold 68 indices in [0, {n_vertices}), "
+                             f"got shape {idx.shape}, range [{idx.min()}, {idx.max()}]")
+    return idx
 
 
 def face_region_mask(feat: FaceFeatures, landmarks: np.ndarray, hairline_above_brow: float) -> np.ndarray:
