@@ -73,12 +73,16 @@ class BakeOutput:
         texture: ``(S, S, 3)`` uint8 albedo, row 0 at the top.
         coverage: fraction of the UV-covered texels taken from the photo directly.
         mirrored: fraction filled from the mirrored side.
+        seam: colour step where the photo-derived skin meets the model-albedo fill, 8-bit
+            units (the median colour difference between fill texels next to the photo region and
+            their nearest pure-photo skin texels; NaN when either side is empty).
         timings: seconds per step.
     """
 
     texture: np.ndarray
     coverage: float
     mirrored: float
+    seam: float = float("nan")
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -274,7 +278,46 @@ class TextureBaker:
         timings["bake"] = time.perf_counter() - t0
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
-                          mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n), timings=timings)
+                          mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
+                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror), skin,
+                                          # The skin mask covers the face region only; scalp, neck and
+                                          # ears are filled skin too.
+                                          skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+
+    def _seam(self, lay: _UVLayout, texture: np.ndarray, photo_weight: np.ndarray, skin: np.ndarray,
+              fill_region: np.ndarray, size: int) -> float:
+        """Colour step across the photo/fill transition, 8-bit units.
+
+        Each ``fill_region`` texel of pure fill (photo weight 0) within ``band`` texels of the photo
+        region is paired with the nearest skin texel of pure photo albedo (weight ≥ 0.99,
+        across the feather ramp); the result is the length of the per-channel median of the
+        pairs' colour differences (the median cancels the photo's skin detail, not a step).
+        """
+        idx = lay.index.cpu().numpy()
+        band = max(2.0, 4.0 * size / 1024)
+        full = np.zeros(size * size, bool)
+        full[idx] = (photo_weight >= 0.99) & skin
+        some = np.zeros(size * size, np.uint8)
+        some[idx] = photo_weight > 0.0
+        if not full.any():
+            return float("nan")
+        # Distance of each texel to the photo region (any weight), and its nearest pure-photo texel.
+        d_photo = cv2.distanceTransform((1 - some).reshape(size, size), cv2.DIST_L2, 3).reshape(-1)
+        _, labels = cv2.distanceTransformWithLabels((~full).astype(np.uint8).reshape(size, size), cv2.DIST_L2, 3,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+        labels = labels.reshape(-1)
+        lut = np.zeros(int(labels.max()) + 1, np.int64)
+        full_idx = np.flatnonzero(full)
+        lut[labels[full_idx]] = full_idx
+        fill = np.zeros(size * size, bool)
+        fill[idx] = (photo_weight <= 0.0) & fill_region
+        fill &= (d_photo > 0) & (d_photo <= band)
+        if not fill.any():
+            return float("nan")
+        fill_idx = np.flatnonzero(fill)
+        tex = texture.reshape(-1, 3).astype(np.float32)
+        diff = tex[fill_idx] - tex[lut[labels[fill_idx]]]
+        return float(np.linalg.norm(np.median(diff, axis=0)))
 
     def _feather(self, lay: _UVLayout, weight: np.ndarray, size: int) -> np.ndarray:
         """Multiply ``weight`` by a ramp over the texel distance to the nearest unusable texel."""

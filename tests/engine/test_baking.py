@@ -74,6 +74,22 @@ def test_bake_recovers_known_albedo(model):
     back = pts[:, 2] < -0.06
     assert np.abs(tex[direct_rows[back], direct_cols[back]].astype(float).mean(0) - expected).max() < 15.0
     assert {"bake_uv", "bake_sample", "bake_fill", "bake"} <= set(out.timings)
+    # Uniform albedo, colour-matched fill: no step where the photo region meets the fill.
+    assert np.isfinite(out.seam) and out.seam < 6.0, out.seam
+
+
+def test_seam_measures_a_colour_step(model):
+    baker = TextureBaker(model)
+    lay = baker._layout(128)
+    pts = baker._interp(lay, model(_coeffs(model)).vertices[0]).numpy()
+    photo_weight = (pts[:, 2] > 0.0).astype(np.float32)
+    everywhere = np.ones(len(photo_weight), bool)
+    tex = np.full((128 * 128, 3), 100, np.uint8)
+    tex[lay.index.numpy()[photo_weight > 0]] = (130, 110, 100)
+    seam = baker._seam(lay, tex.reshape(128, 128, 3), photo_weight, everywhere, everywhere, 128)
+    assert seam == pytest.approx(np.hypot(30.0, 10.0), abs=0.5)
+    flat = np.full((128, 128, 3), 100, np.uint8)
+    assert baker._seam(lay, flat, photo_weight, everywhere, everywhere, 128) == 0.0
 
 
 def test_bake_bad_arguments(model):
