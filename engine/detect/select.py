@@ -91,7 +91,9 @@ def _build(kind: str, name: str):
     return factories[name]()
 
 
+@functools.lru_cache(maxsize=None)
 def _resolve(kind: str, name: str):
+    # Cached so "auto" probes the missing backends once per process, not on every face.
     factories = DETECTORS if kind == "detector" else LANDMARKERS
     if name != "auto":
         if name not in factories:

@@ -107,6 +107,11 @@ class TestOnPhotos:
             select.pick_face(dets, image_name="small.png")
 
 
+def _clear_backend_caches():
+    select._build.cache_clear()
+    select._resolve.cache_clear()
+
+
 class TestBackends:
     def test_unknown_names(self):
         with pytest.raises(ValueError, match="unknown detector 'yolo'"):
@@ -117,17 +122,21 @@ class TestBackends:
     def test_auto_prefers_mtcnn(self):
         assert select.get_detector().name == "mtcnn"
 
+    def test_auto_resolution_is_cached(self):
+        assert select.get_landmarker() is select.get_landmarker()
+        assert select._resolve.cache_info().hits >= 1
+
     def test_auto_falls_back_and_reports(self, monkeypatch):
         def missing():
             raise BackendUnavailableError("pretend facenet-pytorch is absent")
 
         monkeypatch.setitem(select.DETECTORS, "mtcnn", missing)
-        select._build.cache_clear()
+        _clear_backend_caches()
         try:
             assert select.get_detector().name == "mediapipe"
             monkeypatch.setitem(select.DETECTORS, "mediapipe", missing)
-            select._build.cache_clear()
+            _clear_backend_caches()
             with pytest.raises(BackendUnavailableError, match="mtcnn: pretend.*mediapipe: pretend"):
                 select.get_detector()
         finally:
-            select._build.cache_clear()
+            _clear_backend_caches()
