@@ -34,6 +34,7 @@ from engine.detect import get_landmarker, pick_face  # noqa: E402
 from engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
 from engine.detect.mtcnn import MTCNNDetector  # noqa: E402
 from engine.image_io import load_image  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 PHOTOS = Path("/work/shared/data/photos")
 
@@ -44,15 +45,6 @@ TEMPLATE_M = np.array([
     [-0.0252, -0.0381, 0.0224], [0.0248, -0.0381, 0.0222],
 ])
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def timed(fn, repeats: int) -> tuple[float, float, float]:

@@ -25,19 +25,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.network import ARCHS, build_network, count_macs, count_parameters, macs_by_child  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 SIZES = (80, 64, 80)
 TARGET_MS = {"msma": 400.0, "msma_light": 80.0}  # issue 4, batch 1 on the 2-core CPU
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _sync(device: torch.device) -> None:

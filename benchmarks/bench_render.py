@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.camera import PerspectiveCamera  # noqa: E402
 from engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 BFM_VERTICES, BFM_TRIANGLES = 35_709, 70_789
 
@@ -108,15 +109,6 @@ def uv_raster(ctx, uv, tris, res, device) -> callable:
     u, t = uv.to(device), tris.to(device)
     return lambda: rasterize_uv(ctx, u, t, (res, res))
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
