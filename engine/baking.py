@@ -56,6 +56,10 @@ class BakeSettings:
         feather: texels over which weights ramp up from a visibility edge, at 1024²
             (scaled with the texture size).
         min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
+        match_radius: Gaussian sigma, texels at 1024², of the local colour match of the
+            model-albedo fill to the photo skin.
+        match_falloff: texels at 1024² over which the local match fades (1/e) away from
+            the photo skin.
     """
 
     facing_min: float = 0.15
@@ -63,6 +67,8 @@ class BakeSettings:
     depth_tolerance: float = 0.004
     feather: float = 12.0
     min_irradiance: float = 0.15
+    match_radius: float = 16.0
+    match_falloff: float = 64.0
 
 
 @dataclass
@@ -74,8 +80,9 @@ class BakeOutput:
         coverage: fraction of the UV-covered texels taken from the photo directly.
         mirrored: fraction filled from the mirrored side.
         seam: colour step where the photo-derived skin meets the model-albedo fill, 8-bit
-            units (the median colour difference between fill texels next to the photo region and
-            their nearest pure-photo skin texels; NaN when either side is empty).
+            units (mean over the boundary of the local median colour difference between fill
+            texels next to the photo region and their nearest pure-photo skin texels; NaN when
+            either side is empty).
         timings: seconds per step.
     """
 
@@ -133,6 +140,35 @@ def _fill_from_nearest(tex: np.ndarray, covered: np.ndarray) -> np.ndarray:
     lut[flat[cov]] = cov
     return tex.reshape(-1, 3)[lut[flat]].reshape(tex.shape)
 
+
+def _skin_statistics_texels(albedo: np.ndarray, weight: np.ndarray, skin: np.ndarray,
+                            spread: float = 2.5) -> np.ndarray:
+    """Texels whose photo albedo is plain skin: full weight, on the skin mask, not an outlier.
+
+    The skin mask still takes in brows, lashes, lips and (on the forehead) hair, and the
+    photo adds highlights and shadows; those are cut as outliers in log colour: a texel is
+    kept when every channel lies within ``spread`` robust standard deviations (1.4826 MAD)
+    of the median.
+
+    Args:
+        albedo: ``(N, 3)`` photo albedo.
+        weight: ``(N,)`` photo weight.
+        skin: ``(N,)`` bool skin mask.
+        spread: outlier bound in robust standard deviations.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    keep = skin & (weight > 0.9) & (albedo.min(-1) > 1e-3)
+    if keep.sum() < 20:
+        return keep
+    log = np.log(np.maximum(albedo[keep], 1e-3))
+    med = np.median(log, axis=0)
+    sigma = 1.4826 * np.median(np.abs(log - med), axis=0) + 1e-3
+    ok = (np.abs(log - med) <= spread * sigma).all(-1)
+    out = np.zeros_like(keep)
+    out[np.flatnonzero(keep)[ok]] = True
+    return out
 
 @dataclass
 class _UVLayout:
@@ -259,11 +295,9 @@ class TextureBaker:
         w_mirror = self._feather(lay, w_mirror, size)
         prior = self._model_albedo(lay, out, coeffs, size)
         skin = lay.skin.cpu().numpy() > 0.5
-        seen = skin & (w_direct > 0.5)
-        if seen.sum() >= 20:
-            # Colour-match the model albedo to the visible skin (robust per-channel gain).
-            gain = np.median(direct[seen], axis=0) / np.maximum(np.median(prior[seen], axis=0), 1e-3)
-            prior = prior * np.clip(gain, 0.25, 4.0)
+        stats = _skin_statistics_texels(direct, w_direct, skin)
+        if stats.sum() >= 20:
+            prior = prior * self._colour_match(lay, direct, prior, stats, size)
         else:
             logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
         fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
@@ -279,24 +313,66 @@ class TextureBaker:
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
                           mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
-                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror), skin,
+                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror), stats,
                                           # The skin mask covers the face region only; scalp, neck and
                                           # ears are filled skin too.
                                           skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
 
-    def _seam(self, lay: _UVLayout, texture: np.ndarray, photo_weight: np.ndarray, skin: np.ndarray,
+    def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
+                      size: int) -> np.ndarray:
+        """Per-texel gain ``(N, 3)`` that brings the model albedo to the photo skin's colour.
+
+        A global gain (median log ratio photo/model over the ``stats`` texels) times a local
+        one: the residual log ratio, smoothed over the skin texels (normalised Gaussian
+        convolution), carried out from the nearest skin texel and faded to 1 over
+        ``match_falloff`` texels. Next to the face the fill then continues the photo skin's
+        local colour (shading residue, redness, tan lines) instead of stepping to a
+        face-wide average; far from it the global match holds.
+        """
+        st = self.settings
+        log_ratio = np.log(np.maximum(direct[stats], 1e-3)) - np.log(np.maximum(prior[stats], 1e-3))
+        glob = np.median(log_ratio, axis=0)
+        idx = lay.index.cpu().numpy()
+        scale = size / 1024
+        num = np.zeros((size * size, 3), np.float32)
+        den = np.zeros(size * size, np.float32)
+        num[idx[stats]] = log_ratio - glob
+        den[idx[stats]] = 1.0
+        sigma = st.match_radius * scale
+        num = cv2.GaussianBlur(num.reshape(size, size, 3), (0, 0), sigma).reshape(-1, 3)
+        den = cv2.GaussianBlur(den.reshape(size, size), (0, 0), sigma).reshape(-1)
+        ref = np.zeros(size * size, bool)
+        ref[idx[stats]] = True
+        local = np.zeros((size * size, 3), np.float32)
+        local[ref] = num[ref] / np.maximum(den[ref], 1e-6)[:, None]
+        # Carry the skin texels' local residual outwards (nearest skin texel), fade it with the
+        # distance, and smooth the Voronoi cells this leaves.
+        dist, labels = cv2.distanceTransformWithLabels((~ref).astype(np.uint8).reshape(size, size), cv2.DIST_L2, 3,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+        labels = labels.reshape(-1)
+        lut = np.zeros(int(labels.max()) + 1, np.int64)
+        ref_idx = np.flatnonzero(ref)
+        lut[labels[ref_idx]] = ref_idx
+        fade = np.exp(-dist.reshape(-1) / (st.match_falloff * scale))[:, None]
+        field = (local[lut[labels]] * fade).reshape(size, size, 3)
+        field = cv2.GaussianBlur(field, (0, 0), sigma).reshape(-1, 3)[idx]
+        field[stats] = local[idx[stats]]
+        return np.exp(np.clip(glob + field, np.log(0.25), np.log(4.0))).astype(np.float32)
+
+    def _seam(self, lay: _UVLayout, texture: np.ndarray, photo_weight: np.ndarray, reference: np.ndarray,
               fill_region: np.ndarray, size: int) -> float:
         """Colour step across the photo/fill transition, 8-bit units.
 
         Each ``fill_region`` texel of pure fill (photo weight 0) within ``band`` texels of the photo
-        region is paired with the nearest skin texel of pure photo albedo (weight ≥ 0.99,
-        across the feather ramp); the result is the length of the per-channel median of the
-        pairs' colour differences (the median cancels the photo's skin detail, not a step).
+        region is paired with the nearest ``reference`` texel (plain photo skin, across the
+        feather ramp; hair and brows at the face edge are no seam). Per block of 32² texels (at 1024²) along the boundary the
+        per-channel median of the pairs' colour differences is the local step (the median
+        cancels the photo's skin detail, not a step); the result is the mean step length.
         """
         idx = lay.index.cpu().numpy()
         band = max(2.0, 4.0 * size / 1024)
         full = np.zeros(size * size, bool)
-        full[idx] = (photo_weight >= 0.99) & skin
+        full[idx] = reference
         some = np.zeros(size * size, np.uint8)
         some[idx] = photo_weight > 0.0
         if not full.any():
@@ -317,7 +393,14 @@ class TextureBaker:
         fill_idx = np.flatnonzero(fill)
         tex = texture.reshape(-1, 3).astype(np.float32)
         diff = tex[fill_idx] - tex[lut[labels[fill_idx]]]
-        return float(np.linalg.norm(np.median(diff, axis=0)))
+        # Median step per block of the boundary (a step may change sign along it), then the
+        # mean of the blocks' step lengths.
+        block = max(8, size // 32)
+        key = (fill_idx // size) // block * size + (fill_idx % size) // block
+        order = np.argsort(key, kind="stable")
+        _, starts = np.unique(key[order], return_index=True)
+        steps = [np.linalg.norm(np.median(d, axis=0)) for d in np.split(diff[order], starts[1:])]
+        return float(np.mean(steps))
 
     def _feather(self, lay: _UVLayout, weight: np.ndarray, size: int) -> np.ndarray:
         """Multiply ``weight`` by a ramp over the texel distance to the nearest unusable texel."""

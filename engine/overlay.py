@@ -2,9 +2,12 @@
 detected and the fitted landmarks.
 
 The mesh is rendered through the result's :class:`~engine.result.PhotoCamera` in a window
-around the face (so large photos stay cheap), shaded with a neutral clay albedo under the
-fitted SH light (geometry and pose are what an overlay is for), and alpha-blended onto
-the photo. Detected landmarks are drawn in green, fitted ones in red.
+around the face (so large photos stay cheap), shaded like the fit: the result's albedo
+texture (sampled through the UVs) times the fitted SH irradiance, both in the photo's
+sRGB-encoded space, and alpha-blended onto the photo. A flat grey albedo under that light
+looked pale and grey against the skin, since the fitted light carries the photo's
+brightness and the albedo its colour. Detected landmarks are drawn in green, fitted ones
+in red.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 from engine.camera import PerspectiveCamera
 from engine.errors import ShapeError
 from engine.geometry import vertex_normals
-from engine.render import RenderContext, render_mesh
+from engine.render import RenderContext, interpolate, rasterize, texture
 from engine.result import FaceResult
 from engine.shading import sh_irradiance
 
@@ -24,7 +27,6 @@ __all__ = ["render_overlay", "DETECTED_COLOR", "FITTED_COLOR"]
 
 DETECTED_COLOR = (40, 220, 40)
 FITTED_COLOR = (230, 40, 40)
-_CLAY = 0.75
 
 
 def _window(result: FaceResult, shape: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
@@ -85,16 +87,20 @@ def render_overlay(
         center=((cam.center[0] - x0) * scale, (cam.center[1] - y0) * scale),
         image_size=(rh, rw), distance=cam.distance,
     )
+    ctx = ctx or RenderContext("torch")
     with torch.no_grad():
         verts = torch.as_tensor(np.asarray(result.vertices_world, dtype=np.float32))[None]
         tris = torch.as_tensor(np.asarray(result.triangles, dtype=np.int64))
-        normals = vertex_normals(verts, tris)
+        frags = rasterize(ctx, window_cam.world_to_clip(verts), tris, (rh, rw), cull_backfaces=True)
+        normals = interpolate(vertex_normals(verts, tris), frags, tris)
+        normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        uv = interpolate(torch.as_tensor(np.asarray(result.uv_coords, dtype=np.float32)), frags,
+                         torch.as_tensor(np.asarray(result.uv_triangles, dtype=np.int64)))
+        tex = torch.as_tensor(np.asarray(result.albedo_texture, dtype=np.float32) / 255.0)[None]
+        albedo = texture(tex, uv, boundary="clamp")
         gamma = torch.as_tensor(np.asarray(result.sh_coeffs, dtype=np.float32))[None]
-        colors = (_CLAY * sh_irradiance(normals, gamma)).clamp(0.0, 1.0)
-        rend = render_mesh(ctx or RenderContext("torch"), verts, tris, (rh, rw),
-                           project=window_cam.world_to_clip, colors=colors, normals=normals)
-    rgb = rend.image[0].permute(1, 2, 0).numpy()
-    mask = rend.mask[0, 0].numpy()
+        rgb = (albedo * sh_irradiance(normals, gamma)).clamp(0.0, 1.0)[0].numpy()
+        mask = frags.mask[0].float().numpy()
     if (rh, rw) != (wh, ww):
         rgb = cv2.resize(rgb, (ww, wh), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_LINEAR)

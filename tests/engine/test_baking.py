@@ -8,7 +8,7 @@ import torch
 
 from sphere_model import make_sphere_model
 from engine.align import CropTransform
-from engine.baking import TextureBaker, _fill_from_nearest, mirror_vertex_map
+from engine.baking import BakeSettings, TextureBaker, _fill_from_nearest, _skin_statistics_texels, mirror_vertex_map
 from engine.errors import ShapeError
 from engine.face_model import FaceModel
 from engine.fitting import FaceFitter
@@ -86,10 +86,10 @@ def test_seam_measures_a_colour_step(model):
     everywhere = np.ones(len(photo_weight), bool)
     tex = np.full((128 * 128, 3), 100, np.uint8)
     tex[lay.index.numpy()[photo_weight > 0]] = (130, 110, 100)
-    seam = baker._seam(lay, tex.reshape(128, 128, 3), photo_weight, everywhere, everywhere, 128)
+    seam = baker._seam(lay, tex.reshape(128, 128, 3), photo_weight, photo_weight > 0, everywhere, 128)
     assert seam == pytest.approx(np.hypot(30.0, 10.0), abs=0.5)
     flat = np.full((128, 128, 3), 100, np.uint8)
-    assert baker._seam(lay, flat, photo_weight, everywhere, everywhere, 128) == 0.0
+    assert baker._seam(lay, flat, photo_weight, photo_weight > 0, everywhere, 128) == 0.0
 
 
 def test_bake_bad_arguments(model):
@@ -99,3 +99,35 @@ def test_bake_bad_arguments(model):
         baker.bake(model.layout.zeros(1), np.zeros((224, 224, 3), np.uint8), crop, size=8)
     with pytest.raises(ShapeError, match="uint8"):
         baker.bake(model.layout.zeros(1), np.zeros((224, 224), np.float32), crop, size=64)
+
+
+def test_skin_statistics_reject_hair_and_highlights():
+    rng = np.random.default_rng(0)
+    n = 1000
+    albedo = np.clip(np.array([0.6, 0.45, 0.38]) * rng.normal(1.0, 0.03, (n, 1)), 0, 1).astype(np.float32)
+    albedo[:150] = (0.15, 0.1, 0.08)  # hair / brows on the skin mask
+    albedo[150:200] = (0.95, 0.95, 0.95)  # specular highlights
+    weight, skin = np.ones(n, np.float32), np.ones(n, bool)
+    skin[-100:] = False
+    keep = _skin_statistics_texels(albedo, weight, skin)
+    assert not keep[:200].any() and not keep[-100:].any()
+    assert keep[200:-100].mean() > 0.95
+
+
+def test_fill_continues_the_local_skin_colour(model):
+    """Next to the photo region the fill takes the photo skin's colour even where the model albedo drifts."""
+    # A long fall-off (64 texels at this size) so the test sees the match, not its fading.
+    baker = TextureBaker(model, BakeSettings(match_falloff=512.0))
+    size = 128
+    lay = baker._layout(size)
+    col = lay.index.numpy() % size
+    stats = col < size // 2
+    direct = np.tile(np.float32([0.6, 0.45, 0.38]), (len(col), 1))
+    # The model albedo darkens from left to right: a face-wide gain would leave a step at the boundary.
+    prior = (np.float32([0.6, 0.45, 0.38]) * (1.2 - 0.4 * col / size)[:, None]).astype(np.float32)
+    gain = baker._colour_match(lay, direct, prior, stats, size)
+    fill = prior * gain
+    next_to = (col >= size // 2) & (col < size // 2 + 3)
+    assert next_to.sum() > 10
+    assert np.abs(np.median(fill[next_to], axis=0) - direct[0]).max() * 255 < 4.0
+    assert np.abs(fill[stats] - direct[stats]).max() * 255 < 2.0

@@ -13,7 +13,7 @@ from engine.overlay import DETECTED_COLOR, FITTED_COLOR, render_overlay
 from engine.result import FaceResult, PhotoCamera
 
 
-def _result(hw=(300, 400)) -> FaceResult:
+def _result(hw=(300, 400), albedo=(0, 0, 0)) -> FaceResult:
     model = FaceModel(make_sphere_model())
     with torch.no_grad():
         out = model(model.layout.zeros(1))
@@ -27,7 +27,7 @@ def _result(hw=(300, 400)) -> FaceResult:
         vertices_neutral=v, vertices_model=v, vertices_world=v, triangles=model.triangles.numpy(),
         uv_coords=model.uv_coords.numpy(), uv_triangles=model.uv_triangles.numpy(),
         expression_names=model.expression_names, expression_weights=np.zeros(3, np.float32),
-        expression_range=model.expression_range.numpy(), albedo_texture=np.zeros((8, 8, 3), np.uint8),
+        expression_range=model.expression_range.numpy(), albedo_texture=np.full((8, 8, 3), albedo, np.uint8),
         sh_coeffs=np.zeros(27, np.float32), angles=np.zeros(3), rotation=np.eye(3), translation=np.zeros(3),
         landmarks_2d=lm2d, detected_landmarks=lm2d + 3.0, face_box=np.array([100.0, 50, 300, 250]),
         crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=cam,
@@ -35,7 +35,7 @@ def _result(hw=(300, 400)) -> FaceResult:
 
 
 def test_overlay_draws_render_and_landmarks():
-    res = _result()
+    res = _result(albedo=(200, 200, 200))
     photo = np.zeros((300, 400, 3), np.uint8)
     out = render_overlay(photo, res, output_size=256)
     assert out.dtype == np.uint8 and max(out.shape[:2]) == 256
@@ -45,6 +45,19 @@ def test_overlay_draws_render_and_landmarks():
     # The shaded head brightens the black photo in the middle of the window.
     h, w = out.shape[:2]
     assert out[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].mean() > 40
+
+
+def test_overlay_render_has_the_albedo_colour():
+    """The render is albedo × fitted light: a skin-coloured texture under white light stays skin-coloured."""
+    albedo = np.array([200, 140, 110])
+    res = _result(albedo=tuple(albedo))
+    res.sh_coeffs[[0, 9, 18]] = 0.2  # white light, stronger than the default
+    out = render_overlay(np.zeros((300, 400, 3), np.uint8), res, alpha=1.0, output_size=256)
+    h, w = out.shape[:2]
+    centre = out[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].reshape(-1, 3).mean(0)
+    # Same chromaticity as the albedo (a grey clay render would have r ≈ g ≈ b).
+    assert np.abs(centre / centre.sum() - albedo / albedo.sum()).max() < 0.01, centre
+    assert centre.mean() > 60
 
 
 def test_overlay_size_mismatch():
