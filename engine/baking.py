@@ -142,8 +142,8 @@ def _fill_from_nearest(tex: np.ndarray, covered: np.ndarray) -> np.ndarray:
 
 
 def _skin_statistics_texels(albedo: np.ndarray, weight: np.ndarray, skin: np.ndarray,
-                            spread: float = 2.5) -> np.ndarray:
-    """Texels whose photo albedo is plain skin: full weight, on the skin mask, not an outlier.
+                            min_weight: float = 0.9, spread: float = 2.5) -> np.ndarray:
+    """Texels whose photo albedo is plain skin: photo weight, on the skin mask, not an outlier.
 
     The skin mask still takes in brows, lashes, lips and (on the forehead) hair, and the
     photo adds highlights and shadows; those are cut as outliers in log colour: a texel is
@@ -154,12 +154,13 @@ def _skin_statistics_texels(albedo: np.ndarray, weight: np.ndarray, skin: np.nda
         albedo: ``(N, 3)`` photo albedo.
         weight: ``(N,)`` photo weight.
         skin: ``(N,)`` bool skin mask.
+        min_weight: least photo weight of a texel kept.
         spread: outlier bound in robust standard deviations.
 
     Returns:
         ``(N,)`` bool.
     """
-    keep = skin & (weight > 0.9) & (albedo.min(-1) > 1e-3)
+    keep = skin & (weight > min_weight) & (albedo.min(-1) > 1e-3)
     if keep.sum() < 20:
         return keep
     log = np.log(np.maximum(albedo[keep], 1e-3))
@@ -297,7 +298,10 @@ class TextureBaker:
         skin = lay.skin.cpu().numpy() > 0.5
         stats = _skin_statistics_texels(direct, w_direct, skin)
         if stats.sum() >= 20:
-            prior = prior * self._colour_match(lay, direct, prior, stats, size)
+            # The local match also takes the feather ramp's texels: they are the photo colour
+            # that meets the fill.
+            edge = _skin_statistics_texels(direct, w_direct, skin, min_weight=0.3)
+            prior = prior * self._colour_match(lay, direct, prior, stats, edge, size)
         else:
             logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
         fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
@@ -313,25 +317,30 @@ class TextureBaker:
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
                           mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
-                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror), stats,
+                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror),
+                                          _skin_statistics_texels(direct, w_direct, skin),
                                           # The skin mask covers the face region only; scalp, neck and
                                           # ears are filled skin too.
                                           skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
 
     def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
-                      size: int) -> np.ndarray:
+                      local_stats: np.ndarray, size: int) -> np.ndarray:
         """Per-texel gain ``(N, 3)`` that brings the model albedo to the photo skin's colour.
 
         A global gain (median log ratio photo/model over the ``stats`` texels) times a local
-        one: the residual log ratio, smoothed over the skin texels (normalised Gaussian
-        convolution), carried out from the nearest skin texel and faded to 1 over
+        one: the residual log ratio, smoothed over the ``local_stats`` texels (normalised
+        Gaussian convolution), carried out from the nearest of them and faded to 1 over
         ``match_falloff`` texels. Next to the face the fill then continues the photo skin's
         local colour (shading residue, redness, tan lines) instead of stepping to a
         face-wide average; far from it the global match holds.
         """
         st = self.settings
-        log_ratio = np.log(np.maximum(direct[stats], 1e-3)) - np.log(np.maximum(prior[stats], 1e-3))
-        glob = np.median(log_ratio, axis=0)
+        def log_ratio_at(sel: np.ndarray) -> np.ndarray:
+            return np.log(np.maximum(direct[sel], 1e-3)) - np.log(np.maximum(prior[sel], 1e-3))
+
+        glob = np.median(log_ratio_at(stats), axis=0)
+        stats = local_stats
+        log_ratio = log_ratio_at(stats)
         idx = lay.index.cpu().numpy()
         scale = size / 1024
         num = np.zeros((size * size, 3), np.float32)

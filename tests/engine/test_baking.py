@@ -125,7 +125,7 @@ def test_fill_continues_the_local_skin_colour(model):
     direct = np.tile(np.float32([0.6, 0.45, 0.38]), (len(col), 1))
     # The model albedo darkens from left to right: a face-wide gain would leave a step at the boundary.
     prior = (np.float32([0.6, 0.45, 0.38]) * (1.2 - 0.4 * col / size)[:, None]).astype(np.float32)
-    gain = baker._colour_match(lay, direct, prior, stats, size)
+    gain = baker._colour_match(lay, direct, prior, stats, stats, size)
     fill = prior * gain
     next_to = (col >= size // 2) & (col < size // 2 + 3)
     assert next_to.sum() > 10
