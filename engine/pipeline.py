@@ -187,6 +187,7 @@ class Reconstructor:
         metrics = dict(fitted.metrics)
         metrics["texture_coverage"] = baked.coverage
         metrics["texture_mirrored"] = baked.mirrored
+        metrics["texture_seam"] = baked.seam
         return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics)
 
     def _result(self, loaded: LoadedImage, index: int, det: FaceDetection, lm: np.ndarray, crop: CropTransform,

@@ -13,8 +13,10 @@ from engine.face_model import DEFAULT_MODEL_PATH
 from engine.result import FaceResult
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
-# Measured with fit="fast": 0.035 (astronaut), 0.039 / 0.037 (portraits); see engine.fitting's notes.
-NME_BOUND = 0.045
+# Fitted landmark error, fraction of the inter-ocular distance, versus the 68-point detector.
+# Measured with fit="fast": 0.023 (astronaut), 0.029 / 0.018 (obama / biden); issue 5 asks <= 0.025
+# at default quality (measured 0.022 / 0.026 / 0.017).
+NME_BOUND = 0.032
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="assets/default_head.npz not built")
 
@@ -70,6 +72,7 @@ def _check_result(rec, res: FaceResult, image_hw: tuple[int, int]) -> None:
     assert m["landmark_nme_fit"] < NME_BOUND, m
     assert m["landmark_nme_fit"] < 0.5 * m["landmark_nme_start"]
     assert m["photometric_fit"] < m["photometric_start"]
+    assert 0.0 <= m["texture_seam"] < 40.0  # 8-bit colour step where the photo meets the fill
     # The photo camera sees the world vertices where the fitted landmarks are.
     cam = res.camera
     lm3d = res.vertices_world[rec.model.landmark_indices.numpy()].astype(np.float64)
