@@ -35,8 +35,9 @@ from engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
 from engine.detect.mtcnn import MTCNNDetector  # noqa: E402
 from engine.image_io import load_image  # noqa: E402
 from machine import cpu_model  # noqa: E402
+from sample_photos import SHARED_PHOTOS  # noqa: E402
 
-PHOTOS = Path("/work/shared/data/photos")
+PHOTOS = SHARED_PHOTOS
 
 # Deep3DFaceRecon's five-point template (eye centres, nose tip, mouth corners) in metres,
 # rounded from similarity_Lm3D_all.mat; only used to time the crop.

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from machine import cpu_model  # noqa: E402
+from sample_photos import SHARED_PHOTOS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per timing; the best is reported")
     parser.add_argument("--weights", type=Path)
     args = parser.parse_args()
-    photos = args.photos or sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "photos").glob("*.jpg"))
+    photos = args.photos or sorted(SHARED_PHOTOS.glob("*.jpg"))
 
     rec = Reconstructor()
     lay = rec.model.layout

@@ -24,7 +24,6 @@ are omitted (the converter reads none of these).
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import struct
 import zlib
@@ -35,6 +34,7 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from shared_data import BFM_HELPERS
 
 __all__ = ["helpers_dir", "FabricatedBFM", "fabricate_bfm09", "write_reference_front_mat",
            "make_bfm_folder", "savemat_compressed", "N_FAB_COMPONENTS"]
@@ -48,10 +48,7 @@ N_EXP_COMPONENTS = 79   # as the original Exp_Pca.bin and std_exp.txt
 
 def helpers_dir() -> Path:
     """Where the real Deep3DFaceRecon index files live (may not exist)."""
-    env = os.environ.get("MSMA_BFM_HELPERS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "bfm09_helpers"
+    return BFM_HELPERS
 
 
 @dataclass

@@ -10,8 +10,9 @@ import skimage.data
 
 from engine.align import RESCALE_FACTOR, CropTransform, align_crop, pos, template_from_landmarks68
 from engine.errors import ShapeError
+from shared_data import BFM_HELPERS
 
-LM3D = Path("/work/shared/data/bfm09_helpers/similarity_Lm3D_all.mat")
+LM3D = BFM_HELPERS / "similarity_Lm3D_all.mat"
 
 # A plausible five-point template in metres (model frame: +x subject's left, +y up, +z forward).
 TEMPLATE_M = np.array([

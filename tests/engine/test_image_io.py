@@ -13,8 +13,8 @@ from PIL import Image, ImageOps
 
 from engine.errors import ImageError
 from engine.image_io import MAX_PIXELS, apply_exif_orientation, load_image, load_image_array, to_cv2_affine
+from shared_data import PHOTOS
 
-PHOTOS = Path("/work/shared/data/photos")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ import torch
 from engine.errors import FaceTooSmallError, ImageError, NoFaceError, WeightsError
 from engine.face_model import DEFAULT_MODEL_PATH
 from engine.result import FaceResult
+from shared_data import PHOTOS
 
-PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 # Fitted landmark error, fraction of the inter-ocular distance, versus the 68-point detector.
 # Measured with fit="fast": 0.023 (astronaut), 0.029 / 0.018 (obama / biden); issue 5 asks <= 0.025
 # at default quality (measured 0.022 / 0.026 / 0.017).

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
+from shared_data import PHOTOS
 
-PHOTOS = Path("/work/shared/data/photos")
 
 
 def _portrait(name: str) -> np.ndarray:
