@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,16 +28,8 @@ from engine.face_model import load_face_model  # noqa: E402
 from training.config import config_from_dict  # noqa: E402
 from training.data.synthetic import SyntheticFaces  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def data_rate(model, n: int) -> float:
