@@ -29,22 +29,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.align import align_crop  # noqa: E402
+from engine.align import align_crop, template_from_landmarks68  # noqa: E402
 from engine.detect import get_landmarker, pick_face  # noqa: E402
 from engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
 from engine.detect.mtcnn import MTCNNDetector  # noqa: E402
+from engine.face_model import load_face_model  # noqa: E402
 from engine.image_io import load_image  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from sample_photos import SHARED_PHOTOS  # noqa: E402
 
 PHOTOS = SHARED_PHOTOS
 
-# Deep3DFaceRecon's five-point template (eye centres, nose tip, mouth corners) in metres,
-# rounded from similarity_Lm3D_all.mat; only used to time the crop.
-TEMPLATE_M = np.array([
-    [-0.0311, 0.0290, 0.0134], [0.0310, 0.0290, 0.0132], [0.0003, -0.0046, 0.0552],
-    [-0.0252, -0.0381, 0.0224], [0.0248, -0.0381, 0.0222],
-])
+
+
+def default_template() -> np.ndarray:
+    """The five-point alignment template of the shipped default head, as the pipeline uses."""
+    model = load_face_model()
+    return template_from_landmarks68(model.mean_shape[model.landmark_indices].numpy())
 
 
 
@@ -101,6 +102,7 @@ def main() -> None:
     exhaustive = MTCNNDetector(smallest_face=20)
     fallback = MediaPipeDetector()
     landmarker = get_landmarker("auto")
+    template = default_template()
 
     load = ", load average %.2f %.2f %.2f" % os.getloadavg() if hasattr(os, "getloadavg") else ""
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{load}; "
@@ -114,7 +116,7 @@ def main() -> None:
             ("MTCNN detection", lambda: detector.detect(img)),
             (f"68 landmarks ({landmarker.name})", lambda: landmarker.landmarks(img, face)),
             ("detection + 68 landmarks", lambda: landmarker.landmarks(img, pick_face(detector.detect(img))[0])),
-            ("align + 224² crop", lambda: align_crop(face.points5, TEMPLATE_M).warp(img)),
+            ("align + 224² crop", lambda: align_crop(face.points5, template).warp(img)),
         ]
         if "1 MP" in name:
             rows.append(("MTCNN exhaustive (smallest_face=20)", lambda: exhaustive.detect(img)))
