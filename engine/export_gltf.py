@@ -1,12 +1,14 @@
 """Write a reconstructed face as a binary glTF 2.0 file (``.glb``), pure Python.
 
-The file holds one mesh: positions of the neutral identity shape (model frame, metres —
+The file holds the face mesh: positions of the neutral identity shape (model frame, metres —
 glTF's +y up, +z forward matches the model frame, docs/CONVENTIONS.md), vertex normals,
 ``TEXCOORD_0``, the baked albedo texture embedded as PNG, and one morph target per
 expression basis vector (``POSITION`` deltas per unit coefficient). The targets are named
 in ``mesh.extras.targetNames`` (what Blender's glTF importer reads for shape-key names) and
 the mesh's default ``weights`` are the fitted expression coefficients, so the file opens
-with the fitted expression.
+with the fitted expression. The eyeballs (:mod:`engine.eyes`), when the result has them, are two
+more meshes (rigid, no morph targets, their own eye material and texture) in child nodes
+of the face node, so importers parent them to the head.
 
 glTF stores one UV per vertex, so vertices are split where the UV layout has seams
 (one output vertex per distinct ``(vertex, uv)`` pair). glTF's UV origin is the top-left
@@ -22,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +32,10 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import ShapeError
+from engine.eyes import Eyeballs
 from engine.result import FaceResult
 
-__all__ = ["GLBMesh", "mesh_from_result", "build_glb", "write_glb", "split_uv_seams", "read_glb"]
+__all__ = ["GLBMesh", "mesh_from_result", "eye_meshes", "build_glb", "write_glb", "split_uv_seams", "read_glb"]
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -136,6 +140,39 @@ def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str
     )
 
 
+def eye_meshes(eyes: Eyeballs | None, face_name: str = "face") -> list[GLBMesh]:
+    """The eyeballs as two rigid meshes (no morph targets) sharing one eye texture.
+
+    Args:
+        eyes: :class:`engine.eyes.Eyeballs` (model frame, metres) or None.
+        face_name: name of the face mesh; the eyes are ``"<face_name>_eye_L"`` / ``"_eye_R"``.
+
+    Returns:
+        ``[left, right]``, or ``[]`` when ``eyes`` is None.
+    """
+    if eyes is None:
+        return []
+    vertex_of, uv_of, faces = split_uv_seams(eyes.triangles, eyes.uv_triangles)
+    out = []
+    for eye in eyes:
+        # Sphere normals point away from the centre: exact, no need to average faces.
+        normals = (eye.vertices - eye.centre) / eye.radius
+        out.append(GLBMesh(
+            positions=np.asarray(eye.vertices, dtype=np.float32)[vertex_of],
+            normals=normals.astype(np.float32)[vertex_of],
+            uvs=np.asarray(eyes.uv_coords, dtype=np.float32)[uv_of],
+            indices=faces.astype(np.uint32),
+            targets=np.zeros((0, len(vertex_of), 3), np.float32),
+            target_names=[],
+            target_weights=np.zeros(0, np.float32),
+            texture=eyes.texture,
+            name=f"{face_name}_eye_{eye.side}",
+            extras={"eye": eye.side, "centre": [float(c) for c in eye.centre], "radius": float(eye.radius),
+                    "units": "metre"},
+        ))
+    return out
+
+
 class _BinWriter:
     """Accumulates buffer views and accessors in one binary buffer (4-byte aligned)."""
 
@@ -168,53 +205,76 @@ class _BinWriter:
         return len(self.accessors) - 1
 
 
-def build_glb(mesh: GLBMesh) -> bytes:
-    """Serialise a :class:`GLBMesh` to GLB bytes."""
+def _check_mesh(mesh: GLBMesh) -> None:
     n = mesh.positions.shape[0]
     if mesh.positions.shape != (n, 3) or mesh.normals.shape != (n, 3) or mesh.uvs.shape != (n, 2):
-        raise ShapeError(f"positions/normals/uvs must be (N, 3)/(N, 3)/(N, 2), got "
+        raise ShapeError(f"mesh {mesh.name!r}: positions/normals/uvs must be (N, 3)/(N, 3)/(N, 2), got "
                          f"{mesh.positions.shape}/{mesh.normals.shape}/{mesh.uvs.shape}")
     k = len(mesh.target_names)
     if mesh.targets.shape != (k, n, 3) or np.shape(mesh.target_weights) != (k,):
-        raise ShapeError(f"targets must be ({k}, {n}, 3) with {k} weights, got {mesh.targets.shape} "
-                         f"and {np.shape(mesh.target_weights)}")
+        raise ShapeError(f"mesh {mesh.name!r}: targets must be ({k}, {n}, 3) with {k} weights, got "
+                         f"{mesh.targets.shape} and {np.shape(mesh.target_weights)}")
+    if mesh.texture is not None:
+        tex = np.asarray(mesh.texture)
+        if tex.ndim != 3 or tex.shape[2] != 3 or tex.dtype != np.uint8:
+            raise ShapeError(f"mesh {mesh.name!r}: texture must be (H, W, 3) uint8, got {tex.dtype} {tex.shape}")
+
+
+def build_glb(mesh: GLBMesh, children: Sequence[GLBMesh] = ()) -> bytes:
+    """Serialise a :class:`GLBMesh` to GLB bytes.
+
+    Args:
+        mesh: the root mesh (node 0, the only scene root).
+        children: more meshes written as child nodes of the root (e.g. the eyeballs), each
+            with its own material; children sharing one texture array share one image.
+    """
+    meshes = [mesh, *children]
+    for m in meshes:
+        _check_mesh(m)
     w = _BinWriter()
-    uv_gltf = np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], axis=1)
-    attributes = {
-        "POSITION": w.accessor(mesh.positions, "VEC3", _ARRAY_BUFFER, True),
-        "NORMAL": w.accessor(mesh.normals, "VEC3", _ARRAY_BUFFER, False),
-        "TEXCOORD_0": w.accessor(uv_gltf, "VEC2", _ARRAY_BUFFER, False),
-    }
-    indices = w.accessor(np.asarray(mesh.indices, dtype=np.uint32).reshape(-1), "SCALAR",
-                         _ELEMENT_ARRAY_BUFFER, True)
-    targets = [{"POSITION": w.accessor(t, "VEC3", _ARRAY_BUFFER, True)} for t in mesh.targets]
-    primitive = {"attributes": attributes, "indices": indices, "mode": 4}
     gltf: dict = {
         "asset": {"version": "2.0", "generator": "msma-blender engine.export_gltf"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": mesh.name, **({"extras": mesh.extras} if mesh.extras else {})}],
-        "meshes": [{"name": mesh.name, "primitives": [primitive]}],
+        "nodes": [],
+        "meshes": [],
+        "materials": [],
     }
-    if k:
-        primitive["targets"] = targets
-        gltf["meshes"][0]["weights"] = [float(x) for x in mesh.target_weights]
-        gltf["meshes"][0]["extras"] = {"targetNames": list(mesh.target_names)}
-    material = {"name": f"{mesh.name}_albedo", "doubleSided": False,
-                "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 0.7}}
-    if mesh.texture is not None:
-        tex = np.asarray(mesh.texture)
-        if tex.ndim != 3 or tex.shape[2] != 3 or tex.dtype != np.uint8:
-            raise ShapeError(f"texture must be (H, W, 3) uint8, got {tex.dtype} {tex.shape}")
-        png = io.BytesIO()
-        Image.fromarray(tex).save(png, format="PNG")
-        img_view = w.view(png.getvalue())
-        gltf["images"] = [{"bufferView": img_view, "mimeType": "image/png", "name": f"{mesh.name}_albedo"}]
+    images: dict[int, int] = {}  # id(texture array) -> texture index
+    for i, m in enumerate(meshes):
+        uv_gltf = np.stack([m.uvs[:, 0], 1.0 - m.uvs[:, 1]], axis=1)
+        attributes = {
+            "POSITION": w.accessor(m.positions, "VEC3", _ARRAY_BUFFER, True),
+            "NORMAL": w.accessor(m.normals, "VEC3", _ARRAY_BUFFER, False),
+            "TEXCOORD_0": w.accessor(uv_gltf, "VEC2", _ARRAY_BUFFER, False),
+        }
+        indices = w.accessor(np.asarray(m.indices, dtype=np.uint32).reshape(-1), "SCALAR",
+                             _ELEMENT_ARRAY_BUFFER, True)
+        primitive = {"attributes": attributes, "indices": indices, "mode": 4, "material": i}
+        gmesh: dict = {"name": m.name, "primitives": [primitive]}
+        if m.target_names:
+            primitive["targets"] = [{"POSITION": w.accessor(t, "VEC3", _ARRAY_BUFFER, True)} for t in m.targets]
+            gmesh["weights"] = [float(x) for x in m.target_weights]
+            gmesh["extras"] = {"targetNames": list(m.target_names)}
+        gltf["meshes"].append(gmesh)
+        gltf["nodes"].append({"mesh": i, "name": m.name, **({"extras": m.extras} if m.extras else {})})
+        material = {"name": f"{m.name}_albedo", "doubleSided": False,
+                    "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 0.7}}
+        if m.texture is not None:
+            key = id(m.texture)
+            if key not in images:
+                png = io.BytesIO()
+                Image.fromarray(np.asarray(m.texture)).save(png, format="PNG")
+                gltf.setdefault("images", []).append(
+                    {"bufferView": w.view(png.getvalue()), "mimeType": "image/png", "name": f"{m.name}_albedo"})
+                gltf.setdefault("textures", []).append({"source": len(gltf["images"]) - 1, "sampler": 0})
+                images[key] = len(gltf["textures"]) - 1
+            material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": images[key], "texCoord": 0}
+        gltf["materials"].append(material)
+    if images:
         gltf["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]
-        gltf["textures"] = [{"source": 0, "sampler": 0}]
-        material["pbrMetallicRoughness"]["baseColorTexture"] = {"index": 0, "texCoord": 0}
-    gltf["materials"] = [material]
-    primitive["material"] = 0
+    if children:
+        gltf["nodes"][0]["children"] = list(range(1, len(meshes)))
     gltf["accessors"] = w.accessors
     gltf["bufferViews"] = w.views
     while len(w.data) % 4:
@@ -234,7 +294,8 @@ def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path
     """Write ``result`` as a ``.glb`` file.
 
     Args:
-        result: the reconstruction (neutral shape, UVs, texture, expression weights).
+        result: the reconstruction (neutral shape, UVs, texture, expression weights); its
+            eyeballs, if any, become child nodes of the face node.
         expression_basis: ``(Kexp, V, 3)`` the face model's expression basis, metres.
         path: output file (overwritten; callers decide whether that is allowed).
         name: mesh/node name.
@@ -243,7 +304,8 @@ def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path
         The path written.
     """
     path = Path(path)
-    path.write_bytes(build_glb(mesh_from_result(result, expression_basis, name)))
+    face = mesh_from_result(result, expression_basis, name)
+    path.write_bytes(build_glb(face, eye_meshes(result.eyes, face.name)))
     return path
 
 

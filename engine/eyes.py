@@ -36,8 +36,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from engine.errors import ShapeError
 
@@ -150,6 +148,10 @@ def find_eye_sockets(model) -> EyeSockets | None:
 
 
 def _find_sockets(verts: np.ndarray, tris: np.ndarray, uv_tris: np.ndarray, lm_idx: np.ndarray) -> EyeSockets | None:
+    # SciPy is imported here so that engine.result (which names Eyeballs) stays NumPy-only.
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
     n_uv = int(uv_tris.max()) + 1
     rows = uv_tris.reshape(-1)
     cols = np.roll(uv_tris, 1, axis=1).reshape(-1)

@@ -32,6 +32,7 @@ from engine.align import CropTransform, align_crop, template_from_landmarks68
 from engine.baking import TextureBaker
 from engine.detect import MIN_FACE_SIZE, FaceDetection, detect_faces, five_from_68, landmarks68, pick_face
 from engine.errors import ShapeError
+from engine.eyes import eyeballs_for, iris_color_from_albedo
 from engine.face_model import FaceModel, load_face_model
 from engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
 from engine.image_io import LoadedImage, load_image, load_image_array
@@ -206,12 +207,14 @@ class Reconstructor:
                                 image_size=(int(loaded.pixels.shape[0]), int(loaded.pixels.shape[1])),
                                 distance=float(cam.distance))
         np_ = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        neutral_np = np_(neutral).astype(np.float32)
+        eyes = eyeballs_for(m, neutral_np, iris_color_from_albedo(m, neutral_np, texture))
         return FaceResult(
             image_path=str(loaded.path) if loaded.path is not None else None,
             face_index=int(index),
             model_name=m.name,
             coeffs=np_(coeffs).astype(np.float32),
-            vertices_neutral=np_(neutral).astype(np.float32),
+            vertices_neutral=neutral_np,
             vertices_model=np_(out.vertices_model).astype(np.float32),
             vertices_world=np_(out.vertices).astype(np.float32),
             triangles=m.triangles.cpu().numpy().astype(np.int32),
@@ -232,6 +235,7 @@ class Reconstructor:
             camera=photo_cam,
             timings=timings,
             metrics=metrics,
+            eyes=eyes,
         )
 
 

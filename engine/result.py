@@ -8,8 +8,12 @@ a textured material, SH lighting and a matching camera.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.eyes import Eyeballs
 
 __all__ = ["FaceResult", "PhotoCamera"]
 
@@ -63,6 +67,8 @@ class FaceResult:
         camera: the photo's camera.
         timings: seconds per stage (``detect``, ``regress``, ``fit``, ``bake``, ``total`` ...).
         metrics: quality figures (e.g. ``landmark_nme_start``, ``landmark_nme_fit``).
+        eyes: rigid eyeballs seated in the sockets of ``vertices_neutral`` (model frame,
+            :class:`engine.eyes.Eyeballs`), or None for models without eye sockets.
     """
 
     image_path: str | None
@@ -90,3 +96,4 @@ class FaceResult:
     camera: PhotoCamera
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    eyes: Eyeballs | None = None

@@ -14,7 +14,8 @@ from PIL import Image
 
 from sphere_model import make_sphere_model
 from engine.errors import ShapeError
-from engine.export_gltf import build_glb, mesh_from_result, read_glb, split_uv_seams, write_glb
+from engine.export_gltf import build_glb, eye_meshes, mesh_from_result, read_glb, split_uv_seams, write_glb
+from engine.eyes import Eyeball, Eyeballs, eye_texture, uv_sphere
 from engine.result import FaceResult, PhotoCamera
 
 
@@ -44,6 +45,16 @@ def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
         crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=PhotoCamera(1000.0, (10.0, 10.0), (20, 20)),
     )
     return res, d.exp_basis
+
+
+def with_eyes(res: FaceResult) -> FaceResult:
+    """``res`` with two small eyeballs (left at +x) in front of the sphere."""
+    unit, tris, uvs, uv_tris = uv_sphere(8, 6)
+    eyes = [Eyeball(side, np.array(c), 0.1, np.array(c) + 0.1 * unit)
+            for side, c in (("L", (0.3, 0.2, 0.9)), ("R", (-0.3, 0.2, 0.9)))]
+    res.eyes = Eyeballs(left=eyes[0], right=eyes[1], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
+                        texture=eye_texture(size=32), iris_color=np.array([10, 20, 30], np.uint8))
+    return res
 
 
 def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
@@ -97,6 +108,32 @@ class TestGLB:
         assert np.array_equal(np.asarray(png), res.albedo_texture)
         assert doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
 
+    def test_eyes_are_child_meshes(self, tmp_path):
+        res, basis = make_result()
+        doc, _ = read_glb(write_glb(res, basis, tmp_path / "plain.glb").read_bytes())
+        assert len(doc["meshes"]) == 1 and "children" not in doc["nodes"][0]
+        res = with_eyes(res)
+        doc, binary = read_glb(write_glb(res, basis, tmp_path / "face.glb").read_bytes())
+        assert len(doc["meshes"]) == 3 and len(doc["materials"]) == 3
+        assert doc["scenes"][0]["nodes"] == [0] and doc["nodes"][0]["children"] == [1, 2]
+        # Both eyes use one image; the face keeps its own.
+        assert len(doc["images"]) == 2
+        eye_tex = [doc["materials"][doc["meshes"][i]["primitives"][0]["material"]]
+                   ["pbrMetallicRoughness"]["baseColorTexture"]["index"] for i in (1, 2)]
+        assert eye_tex[0] == eye_tex[1] != doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"]
+        for node_i, eye in ((1, res.eyes.left), (2, res.eyes.right)):
+            node = doc["nodes"][node_i]
+            assert node["name"] == f"sphere_face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
+            prim = doc["meshes"][node["mesh"]]["primitives"][0]
+            assert "targets" not in prim
+            pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
+            nrm = _accessor(doc, binary, prim["attributes"]["NORMAL"])
+            assert np.allclose(np.linalg.norm(pos - eye.centre, axis=1), eye.radius, atol=1e-6)
+            assert np.allclose(nrm, (pos - eye.centre) / eye.radius, atol=1e-5)
+            idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
+            assert idx.shape == res.eyes.triangles.shape
+        assert eye_meshes(None) == []
+
     def test_bad_inputs(self):
         res, basis = make_result()
         with pytest.raises(ShapeError, match="expression_basis"):
@@ -111,16 +148,17 @@ class TestGLB:
     def test_blender_imports_shape_keys(self, tmp_path):
         pytest.importorskip("bpy")
         res, basis = make_result()
-        path = write_glb(res, basis, tmp_path / "face.glb")
+        path = write_glb(with_eyes(res), basis, tmp_path / "face.glb")
         script = (
             "import bpy, json, sys\n"
             "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
             f"bpy.ops.import_scene.gltf(filepath={str(path)!r})\n"
-            "obj = [o for o in bpy.data.objects if o.type == 'MESH'][0]\n"
+            "obj = [o for o in bpy.data.objects if o.type == 'MESH' and o.data.shape_keys][0]\n"
+            "eyes = sorted(o.name for o in bpy.data.objects if o.type == 'MESH' and o.parent == obj)\n"
             "keys = obj.data.shape_keys.key_blocks\n"
             "img = [i for i in bpy.data.images if i.size[0] > 0]\n"
             "print('RESULT', json.dumps({'names': [k.name for k in keys], 'values': [k.value for k in keys],"
-            " 'uv': len(obj.data.uv_layers), 'images': len(img)}))\n"
+            " 'uv': len(obj.data.uv_layers), 'images': len(img), 'eyes': eyes}))\n"
         )
         env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender"))
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
@@ -129,4 +167,5 @@ class TestGLB:
         got = json.loads(line[len("RESULT "):])
         assert got["names"] == ["Basis", "e0", "e1", "e2"]
         assert got["values"][1:] == pytest.approx([0.2, 0.0, 0.7], abs=1e-6)
-        assert got["uv"] == 1 and got["images"] == 1
+        assert got["uv"] == 1 and got["images"] == 2
+        assert got["eyes"] == ["sphere_face_eye_L", "sphere_face_eye_R"]
