@@ -79,12 +79,16 @@ class Eyeball:
         centre: ``(3,)`` metres, model frame.
         radius: metres.
         vertices: ``(N, 3)`` metres, model frame.
+        rim: ``(R,)`` model vertex indices of the eyelid margin it was seated on.
+        front: ``(K,)`` model vertex indices of the skin it stays behind.
     """
 
     side: str
     centre: np.ndarray
     radius: float
     vertices: np.ndarray
+    rim: np.ndarray
+    front: np.ndarray
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Eyeballs:
         uv_triangles: ``(F, 3)``.
         texture: ``(H, W, 3)`` uint8 sRGB albedo, row 0 at the top, cornea in the middle.
         iris_color: ``(3,)`` uint8 sRGB iris colour used in the texture.
+        wanted_radius: the radius asked for, metres (before fitting it to the rims).
     """
 
     left: Eyeball
@@ -108,10 +113,33 @@ class Eyeballs:
     uv_triangles: np.ndarray
     texture: np.ndarray
     iris_color: np.ndarray
+    wanted_radius: float = EYE_RADIUS
 
     def __iter__(self):
         """Left then right."""
         return iter((self.left, self.right))
+
+    def reseated(self, vertices_neutral: np.ndarray) -> "Eyeballs":
+        """The same eyeballs seated on another identity of the same model (no model needed).
+
+        Args:
+            vertices_neutral: ``(V, 3)`` metres, model frame.
+
+        Returns:
+            A new :class:`Eyeballs` sharing topology, UVs and texture.
+        """
+        verts = np.asarray(vertices_neutral, dtype=np.float64)
+        n_max = int(max(e.rim.max() for e in self)) if len(self.left.rim) else -1
+        if verts.ndim != 2 or verts.shape[1] != 3 or verts.shape[0] <= n_max:
+            raise ShapeError(f"vertices_neutral must be (V, 3) with V > {n_max}, got {verts.shape}")
+        moved = []
+        for e in self:
+            unit = (e.vertices - e.centre) / e.radius
+            centre, r = _seat(verts, e.rim, e.front, self.wanted_radius)
+            moved.append(Eyeball(e.side, centre, r, centre + r * unit, e.rim, e.front))
+        return Eyeballs(left=moved[0], right=moved[1], triangles=self.triangles, uv_coords=self.uv_coords,
+                        uv_triangles=self.uv_triangles, texture=self.texture, iris_color=self.iris_color,
+                        wanted_radius=self.wanted_radius)
 
 
 def _np(a) -> np.ndarray:
@@ -364,10 +392,11 @@ def eyeballs_for(model, vertices_neutral: np.ndarray, iris_color=None, *, segmen
     eyes = {}
     for side in ("L", "R"):
         centre, r = _seat(verts, sockets.rim[side], sockets.front[side], radius)
-        eyes[side] = Eyeball(side=side, centre=centre, radius=r, vertices=centre + r * unit)
+        eyes[side] = Eyeball(side=side, centre=centre, radius=r, vertices=centre + r * unit,
+                             rim=sockets.rim[side], front=sockets.front[side])
     iris = np.asarray(DEFAULT_IRIS_COLOR if iris_color is None else iris_color, dtype=np.float64)
     if iris.shape != (3,):
         raise ShapeError(f"iris_color must be (3,) sRGB, got {iris.shape}")
     iris = np.clip(iris, 0, 255).round().astype(np.uint8)
     return Eyeballs(left=eyes["L"], right=eyes["R"], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
-                    texture=eye_texture(iris, texture_size), iris_color=iris)
+                    texture=eye_texture(iris, texture_size), iris_color=iris, wanted_radius=float(radius))

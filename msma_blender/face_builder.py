@@ -1,8 +1,8 @@
 """Turn one :class:`engine.result.FaceResult` into Blender data (main thread only).
 
 Creates, never modifies: a mesh with a UV map, an object named after the photo, "Basis" +
-expression shape keys, the albedo image, a material with the SH lighting group, and
-optionally a camera matching the photo. The coefficients, pose and lighting are stored as
+expression shape keys, the albedo image, a material with the SH lighting group, two
+eyeball child objects (:mod:`.eyes`), and optionally a camera matching the photo. The coefficients, pose and lighting are stored as
 custom properties on the object (``msma_*``) so they can be read back and re-edited.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import conversion, material, mesh_builder, shape_keys
+from . import conversion, eyes, material, mesh_builder, shape_keys
 
 __all__ = ["BuildOptions", "build_face_object", "new_photo_camera", "object_name_for", "store_result_properties"]
 
@@ -33,6 +33,8 @@ class BuildOptions:
         set_scene_camera: make that camera the scene camera and set the render size to the photo's.
         lighting: initial "Lighting" factor of the SH group (1 = photo lighting, 0 = plain albedo).
         name: object name; default the photo's stem (``"Face"`` for in-memory images).
+        add_eyes: add the result's eyeballs (if it has any) as child objects
+            ``"<name> Eye.L"`` / ``"<name> Eye.R"``.
     """
 
     texture_mode: str = "PACK"
@@ -41,6 +43,7 @@ class BuildOptions:
     set_scene_camera: bool = False
     lighting: float = 1.0
     name: str | None = None
+    add_eyes: bool = True
 
 
 def object_name_for(result) -> str:
@@ -66,7 +69,8 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
         all_expression_values: ``(T, Kexp)`` values that will be keyframed (slider ranges cover them).
 
     Returns:
-        The new object (camera, if any, in ``obj["msma_camera"]``).
+        The new object (camera, if any, in ``obj["msma_camera"]``; eye objects, if any, are
+        its children, names in ``obj["msma_eyes"]``).
     """
     opts = options or BuildOptions()
     name = opts.name or object_name_for(result)
@@ -86,6 +90,9 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
     mesh.materials.append(mat)
     mesh_builder.set_object_pose(obj, result.rotation, result.translation)
     store_result_properties(obj, result)
+    if opts.add_eyes and getattr(result, "eyes", None) is not None:
+        eyes.add_eye_objects(obj, result.eyes, collection, opts.texture_mode, texture_dir,
+                             vertices_neutral=vertices_neutral)
     if opts.add_camera:
         cam = new_photo_camera(f"{obj.name} Camera", result.camera, collection)
         obj["msma_camera"] = cam.name

@@ -50,7 +50,7 @@ def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
 def with_eyes(res: FaceResult) -> FaceResult:
     """``res`` with two small eyeballs (left at +x) in front of the sphere."""
     unit, tris, uvs, uv_tris = uv_sphere(8, 6)
-    eyes = [Eyeball(side, np.array(c), 0.1, np.array(c) + 0.1 * unit)
+    eyes = [Eyeball(side, np.array(c), 0.1, np.array(c) + 0.1 * unit, np.arange(3), np.arange(3))
             for side, c in (("L", (0.3, 0.2, 0.9)), ("R", (-0.3, 0.2, 0.9)))]
     res.eyes = Eyeballs(left=eyes[0], right=eyes[1], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
                         texture=eye_texture(size=32), iris_color=np.array([10, 20, 30], np.uint8))

@@ -127,3 +127,13 @@ def test_iris_color_from_baked_albedo(model):
     tex[int((1 - hi[1]) * 256):int((1 - lo[1]) * 256) + 1, int(lo[0] * 256):int(hi[0] * 256) + 1] = (30, 120, 40)
     np.testing.assert_array_equal(iris_color_from_albedo(model, verts, tex), [30, 120, 40])
     assert tuple(eyeballs_for(model, verts).iris_color) == DEFAULT_IRIS_COLOR
+
+
+def test_reseated_matches_a_fresh_seat(model):
+    a, b = _identities(model)[1:]
+    moved = eyeballs_for(model, a).reseated(b)
+    fresh = eyeballs_for(model, b)
+    for m, f in zip(moved, fresh):
+        np.testing.assert_allclose(m.vertices, f.vertices, atol=1e-9)
+    with pytest.raises(ShapeError):
+        fresh.reseated(np.zeros((5, 3)))

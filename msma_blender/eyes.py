@@ -1,0 +1,78 @@
+"""Eyeball objects for a face object (main thread only).
+
+The engine seats two rigid spheres in the eye sockets (:mod:`engine.eyes`, model frame);
+here they become two new mesh objects, ``"<face> Eye.L"`` (subject's left) and
+``"<face> Eye.R"``, parented to the face object with an identity parent inverse, so
+they sit where the engine put them and follow every move of the head. They share one
+material with the packed (or saved) procedural eye texture. New data-blocks only; Blender
+adds ``.001`` suffixes when names are taken.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+import numpy as np
+
+from . import material, mesh_builder
+
+__all__ = ["add_eye_objects", "new_eye_material"]
+
+log = logging.getLogger(__name__)
+
+def new_eye_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+    """A new glossy material: the eye image straight into a Principled BSDF."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):  # node materials are the only kind from Blender 5.0
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
+    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Roughness"].default_value = 0.15  # wet cornea
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.name = tex.label = "MSMA Eye"
+    tex.image = image
+    tex.location = (-400, 300)
+    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    nodes.active = tex
+    mat.diffuse_color = (0.9, 0.88, 0.85, 1.0)
+    return mat
+
+
+def add_eye_objects(face_obj: bpy.types.Object, eyes, collection: bpy.types.Collection, texture_mode: str = "PACK",
+                    texture_dir: str | None = None,
+                    vertices_neutral: np.ndarray | None = None) -> list[bpy.types.Object]:
+    """Create the two eyeball objects as children of ``face_obj``.
+
+    Args:
+        face_obj: the face object (its mesh is in the engine model frame, converted).
+        eyes: :class:`engine.eyes.Eyeballs` of the result.
+        collection: where the eye objects are linked.
+        texture_mode, texture_dir: as :func:`.material.new_albedo_image`.
+        vertices_neutral: ``(V, 3)`` the identity the face was built on when it is not the
+            result's (the animation's identity): the eyes are re-seated on it.
+
+    Returns:
+        ``[left, right]`` eye objects (``obj["msma_eye"]`` is ``"L"`` / ``"R"``).
+    """
+    image = material.new_albedo_image(f"{face_obj.name} eyes", eyes.texture, texture_mode, texture_dir)
+    mat = new_eye_material(f"{face_obj.name} Eyes", image)
+    if vertices_neutral is not None:
+        eyes = eyes.reseated(vertices_neutral)
+    objs = []
+    for eye in eyes:
+        verts = np.asarray(eye.vertices, dtype=np.float64)
+        name = f"{face_obj.name} Eye.{eye.side}"
+        mesh = mesh_builder.new_face_mesh(name, verts, eyes.triangles, eyes.uv_coords, eyes.uv_triangles)
+        mesh.materials.append(mat)
+        obj = mesh_builder.new_face_object(name, mesh, collection)
+        obj.parent = face_obj
+        obj.matrix_parent_inverse.identity()
+        obj["msma_eye"] = eye.side
+        obj["msma_eye_radius"] = float(eye.radius)
+        objs.append(obj)
+    face_obj["msma_eyes"] = [o.name for o in objs]
+    log.info("added eyes %r to %r", [o.name for o in objs], face_obj.name)
+    return objs
