@@ -142,7 +142,8 @@ obj = bpy.data.objects["astronaut"]
 out["first_untouched"] = first == dict(name=obj.name, verts=np.array([v.co[:] for v in obj.data.vertices[:50]]).tolist(),
                                        matrix=[list(r) for r in obj.matrix_world], mat=obj.data.materials[0].name,
                                        keys=[k.value for k in obj.data.shape_keys.key_blocks])
-out["faces"] = sorted(o.name for o in bpy.data.objects if o.type == "MESH" and o.name != "Cube")
+out["faces"] = sorted(o.name for o in bpy.data.objects if o.type == "MESH" and "msma_coeffs" in o)
+out["eyes"] = sorted(o.parent.name + ":" + o["msma_eye"] for o in bpy.data.objects if "msma_eye" in o)
 path = {str(tmp_path / "scene.blend")!r}
 bpy.ops.wm.save_as_mainfile(filepath=path)
 import os
@@ -157,6 +158,7 @@ print(json.dumps(out))
     assert out["coeffs"] > 52 and out["model"] and out["cam"] == "astronaut Camera"
     assert out["group"] == "MSMA SH Lighting"
     assert out["first_untouched"] and out["faces"] == ["astronaut", "astronaut.001"]
+    assert out["eyes"] == ["astronaut.001:L", "astronaut.001:R", "astronaut:L", "astronaut:R"]
     print(f"click-to-object {out['seconds']:.1f} s, .blend {out['blend_mb']:.2f} MB")
 
 
