@@ -7,17 +7,10 @@ import math
 import torch
 
 from engine.errors import ShapeError
+from engine.sh_constants import A0 as _A0, A1 as _A1, A2 as _A2, C0 as _C0, C1 as _C1, C2 as _C2, N_SH, SH_INIT_DC
 
 __all__ = ["sh_basis", "sh_shading", "sh_irradiance", "SH_INIT_DC", "N_SH"]
 
-N_SH = 9
-# Deep3DFaceRecon adds 0.8 to each channel's DC term so zero coefficients give even light.
-SH_INIT_DC = 0.8
-
-_A0, _A1, _A2 = math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0)
-_C0 = 1 / math.sqrt(4 * math.pi)
-_C1 = math.sqrt(3.0) / math.sqrt(4 * math.pi)
-_C2 = 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi)
 
 
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:

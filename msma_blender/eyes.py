@@ -23,20 +23,8 @@ log = logging.getLogger(__name__)
 
 def new_eye_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     """A new glossy material: the eye image straight into a Principled BSDF."""
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):  # node materials are the only kind from Blender 5.0
-        mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
-    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
-    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    bsdf.inputs["Roughness"].default_value = 0.15  # wet cornea
-    tex = nodes.new("ShaderNodeTexImage")
-    tex.name = tex.label = "MSMA Eye"
-    tex.image = image
-    tex.location = (-400, 300)
-    links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
-    nodes.active = tex
+    mat, bsdf, tex = material.new_image_material(name, image, "MSMA Eye", roughness=0.15)  # wet cornea
+    mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     mat.diffuse_color = (0.9, 0.88, 0.85, 1.0)
     return mat
 

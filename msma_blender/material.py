@@ -21,6 +21,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from engine.sh_constants import A0 as _A0, A1 as _A1, A2 as _A2, C0 as _C0, C1 as _C1, C2 as _C2, N_SH, SH_INIT_DC
+
 from . import conversion
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "sh_group_inputs",
     "ensure_sh_node_group",
     "new_albedo_image",
+    "new_image_material",
     "new_face_material",
     "use_plain_albedo",
 ]
@@ -37,13 +40,6 @@ SH_GROUP_NAME = "MSMA SH Lighting"
 # Stored on the group; a group with another version (or a user's group of the same name)
 # is left alone and a new one is created.
 SH_GROUP_VERSION = 1
-SH_INIT_DC = 0.8  # engine.shading.SH_INIT_DC, repeated so this module needs no torch
-N_SH = 9
-
-_A0, _A1, _A2 = math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0)
-_C0 = 1 / math.sqrt(4 * math.pi)
-_C1 = math.sqrt(3.0) / math.sqrt(4 * math.pi)
-_C2 = 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi)
 
 
 def sh_group_inputs(sh_coeffs: np.ndarray) -> np.ndarray:
@@ -213,6 +209,31 @@ def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
     return path
 
 
+def new_image_material(name: str, image: bpy.types.Image, image_node_name: str,
+                       roughness: float) -> tuple[bpy.types.Material, bpy.types.Node, bpy.types.Node]:
+    """A new node material: Principled BSDF → output, plus an image-texture node (not linked).
+
+    Returns:
+        ``(material, principled_bsdf_node, image_node)``; the image node is the active node
+        (Workbench's texture colour mode shows the active image node).
+    """
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):  # node materials are the only kind from Blender 5.0
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
+    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Roughness"].default_value = roughness
+    bsdf.location, out.location = (300, 300), (600, 300)
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.name = tex.label = image_node_name
+    tex.image = image
+    tex.location = (-500, 300)
+    nodes.active = tex
+    return mat, bsdf, tex
+
+
 def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
                       lighting: float = 1.0) -> bpy.types.Material:
     """A new material: image texture → SH lighting group → Principled BSDF.
@@ -223,20 +244,8 @@ def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
         sh_coeffs: ``(27,)`` engine SH coefficients R(9) G(9) B(9).
         lighting: initial "Lighting" factor (1 = photo lighting, 0 = plain albedo).
     """
-    mat = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):  # node materials are the only kind from Blender 5.0
-        mat.use_nodes = True
+    mat, bsdf, tex = new_image_material(name, image, "MSMA Albedo", roughness=0.6)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
-    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
-    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
-    bsdf.inputs["Roughness"].default_value = 0.6
-    bsdf.location, out.location = (300, 300), (600, 300)
-
-    tex = nodes.new("ShaderNodeTexImage")
-    tex.name = tex.label = "MSMA Albedo"
-    tex.image = image
-    tex.location = (-500, 300)
     group_node = nodes.new("ShaderNodeGroup")
     group_node.name = group_node.label = "MSMA SH Lighting"
     group_node.node_tree = ensure_sh_node_group()
@@ -246,7 +255,6 @@ def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
         group_node.inputs[f"SH {k}"].default_value = tuple(float(c) for c in rgb)
     links.new(tex.outputs["Color"], group_node.inputs["Albedo"])
     links.new(group_node.outputs["Color"], bsdf.inputs["Base Color"])
-    nodes.active = tex  # Workbench's texture colour mode shows the active image node
 
     # Solid-mode viewport colour: the mean albedo.
     pixels = np.empty(len(image.pixels), dtype=np.float32)
