@@ -131,14 +131,24 @@ def _fill_from_nearest(tex: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """
     if covered.all() or not covered.any():
         return tex
-    # Label = the nearest zero pixel of the source; covered texels are the zeros.
-    _, labels = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    flat = labels.reshape(-1)
-    cov = np.flatnonzero(covered.reshape(-1))
-    lut = np.zeros(int(flat.max()) + 1, np.int64)
-    lut[flat[cov]] = cov
-    return tex.reshape(-1, 3)[lut[flat]].reshape(tex.shape)
+    _, nearest = _nearest_marked(covered)
+    return tex.reshape(-1, 3)[nearest].reshape(tex.shape)
+
+
+def _nearest_marked(marked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every texel of a ``(H, W)`` bool mask: distance to and flat index of the nearest marked texel.
+
+    Returns:
+        ``(H*W,)`` float32 distances in texels (0 on marked texels) and ``(H*W,)`` int64 flat indices.
+    """
+    # Label = the nearest zero pixel of the source; the marked texels are the zeros.
+    dist, labels = cv2.distanceTransformWithLabels((~marked).astype(np.uint8), cv2.DIST_L2, 3,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    labels = labels.reshape(-1)
+    marked_idx = np.flatnonzero(marked.reshape(-1))
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[labels[marked_idx]] = marked_idx
+    return dist.reshape(-1), lut[labels]
 
 
 def _skin_statistics_texels(albedo: np.ndarray, weight: np.ndarray, skin: np.ndarray,
@@ -356,14 +366,9 @@ class TextureBaker:
         local[ref] = num[ref] / np.maximum(den[ref], 1e-6)[:, None]
         # Carry the skin texels' local residual outwards (nearest skin texel), fade it with the
         # distance, and smooth the Voronoi cells this leaves.
-        dist, labels = cv2.distanceTransformWithLabels((~ref).astype(np.uint8).reshape(size, size), cv2.DIST_L2, 3,
-                                                       labelType=cv2.DIST_LABEL_PIXEL)
-        labels = labels.reshape(-1)
-        lut = np.zeros(int(labels.max()) + 1, np.int64)
-        ref_idx = np.flatnonzero(ref)
-        lut[labels[ref_idx]] = ref_idx
-        fade = np.exp(-dist.reshape(-1) / (st.match_falloff * scale))[:, None]
-        field = (local[lut[labels]] * fade).reshape(size, size, 3)
+        dist, nearest = _nearest_marked(ref.reshape(size, size))
+        fade = np.exp(-dist / (st.match_falloff * scale))[:, None]
+        field = (local[nearest] * fade).reshape(size, size, 3)
         field = cv2.GaussianBlur(field, (0, 0), sigma).reshape(-1, 3)[idx]
         field[stats] = local[idx[stats]]
         return np.exp(np.clip(glob + field, np.log(0.25), np.log(4.0))).astype(np.float32)
@@ -388,12 +393,7 @@ class TextureBaker:
             return float("nan")
         # Distance of each texel to the photo region (any weight), and its nearest pure-photo texel.
         d_photo = cv2.distanceTransform((1 - some).reshape(size, size), cv2.DIST_L2, 3).reshape(-1)
-        _, labels = cv2.distanceTransformWithLabels((~full).astype(np.uint8).reshape(size, size), cv2.DIST_L2, 3,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-        labels = labels.reshape(-1)
-        lut = np.zeros(int(labels.max()) + 1, np.int64)
-        full_idx = np.flatnonzero(full)
-        lut[labels[full_idx]] = full_idx
+        _, nearest = _nearest_marked(full.reshape(size, size))
         fill = np.zeros(size * size, bool)
         fill[idx] = (photo_weight <= 0.0) & fill_region
         fill &= (d_photo > 0) & (d_photo <= band)
@@ -401,7 +401,7 @@ class TextureBaker:
             return float("nan")
         fill_idx = np.flatnonzero(fill)
         tex = texture.reshape(-1, 3).astype(np.float32)
-        diff = tex[fill_idx] - tex[lut[labels[fill_idx]]]
+        diff = tex[fill_idx] - tex[nearest[fill_idx]]
         # Median step per block of the boundary (a step may change sign along it), then the
         # mean of the blocks' step lengths.
         block = max(8, size // 32)
