@@ -44,7 +44,14 @@ class LossWeights:
         landmark_nose, landmark_mouth: per-point weights of landmarks 28-30 (nose bridge)
             and 60-67 (inner mouth) in the landmark loss (20, 20; the rest 1).
         coeff: supervised coefficient loss on synthetic data (0 = off).
-        vertex: supervised vertex loss (mean distance in mm) on synthetic data (0 = off).
+        vertex: supervised vertex loss (mean distance in mm of the posed vertices, face
+            region) on synthetic data (0 = off).
+        shape: supervised pose-free shape loss on synthetic data: mean face-region vertex
+            distance (mm) in the model frame between ``mean + A_id α + A_exp β`` of the
+            prediction and of the ground truth (0 = off). It weighs each identity and
+            expression direction by how far it moves the face, which is what the
+            evaluation's aligned vertex error measures; the plain coefficient loss weighs
+            all 80 identity directions alike although the first ten move the face most.
         coeff_groups: per-group weights inside the supervised coefficient loss, in layout
             order ``id, exp, tex, angles, gamma, trans`` (angles in radians, trans in
             decimetres so each group has a similar scale).
@@ -63,6 +70,7 @@ class LossWeights:
     landmark_mouth: float = 20.0
     coeff: float = 0.0
     vertex: float = 0.0
+    shape: float = 0.0
     coeff_groups: tuple[float, float, float, float, float, float] = (1.0, 1.0, 0.5, 10.0, 1.0, 10.0)
 
     def __post_init__(self) -> None:

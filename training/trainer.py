@@ -257,6 +257,9 @@ class Trainer:
             losses["coeff"] = w.coeff * coefficient_loss(pred, batch["coeffs"], fm.layout.slices(), w.coeff_groups)
         if w.vertex > 0 and "vertices" in batch:
             losses["vertex"] = w.vertex * vertex_loss(out.vertices, batch["vertices"], fm.face_region)
+        if w.shape > 0 and "coeffs" in batch:
+            gt = fm.layout.split(batch["coeffs"])
+            losses["shape"] = w.shape * vertex_loss(out.vertices_model, fm.shape(gt.id, gt.exp), fm.face_region)
         losses["total"] = sum(losses.values()) if losses else pred.sum() * 0
         return losses
 

@@ -98,3 +98,35 @@ def test_photometric_step_runs(sphere, tmp_path):
     losses = tr.train_step(batch)
     assert losses["photometric"] > 0 and tr.step == 1
     assert set(losses) >= {"landmark", "regularization", "gamma", "reflectance", "coeff", "vertex", "total"}
+
+
+class _Fixed(torch.nn.Module):
+    """Stands in for the network: returns the given coefficients for any batch."""
+
+    def __init__(self, coeffs: torch.Tensor) -> None:
+        super().__init__()
+        self.coeffs = coeffs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.coeffs
+
+
+def test_shape_loss_ignores_pose_and_measures_identity(sphere, tmp_path):
+    data = SyntheticFaces(sphere, seed=3, length=2)
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in data[0]}
+    trainer = Trainer(tiny_config(1, shape=1.0, coeff=0.0), tmp_path, face_model=sphere, dataset=data)
+    sl = sphere.layout.slices()
+
+    turned = batch["coeffs"].clone()
+    turned[:, sl["angles"]] += 0.3
+    trainer.model = _Fixed(turned)
+    losses = trainer.compute_losses(batch)
+    assert losses["shape"].item() < 1e-2 and losses["vertex"].item() > 1.0  # mm: pose only moves posed vertices
+
+    other = batch["coeffs"].clone()
+    other[:, sl["id"]] += 1.0
+    trainer.model = _Fixed(other)
+    expected = (sphere.shape(other[:, sl["id"]], other[:, sl["exp"]])
+                - sphere.shape(batch["coeffs"][:, sl["id"]], batch["coeffs"][:, sl["exp"]]))[:, sphere.face_region]
+    assert trainer.compute_losses(batch)["shape"].item() == pytest.approx(
+        (expected * 1000).norm(dim=-1).mean().item(), rel=1e-3)
