@@ -145,7 +145,7 @@ class Reconstructor:
     @torch.no_grad()
     def _regress(self, crop: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(crop, dtype=torch.float32, device=self.device).permute(2, 0, 1)[None] / 255.0
-        return self.network(x).float()
+        return self.network.predict_crops(x).float()
 
     def reconstruct_detection(self, loaded: LoadedImage, detection: FaceDetection, *, index: int = 0,
                               fit: FitQuality = "default", texture_size: int = 1024) -> FaceResult:

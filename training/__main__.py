@@ -77,12 +77,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = _face_model(args.model)
     lay = model.layout
     net = load_weights(args.weights, None, lay.n_id, lay.n_exp, lay.n_tex)
-    input_size = int(getattr(net, "meta", {}).get("input_size", 224))
     label = args.label or Path(args.weights).name
     results, labels = [], []
     for data in args.data:
         if data == "synthetic":
-            rows = evaluate_synthetic(net, model, seed=args.seed, n=args.n, input_size=input_size, fit=args.fit)
+            rows = evaluate_synthetic(net, model, seed=args.seed, n=args.n, fit=args.fit)
             results += rows
             labels += [label] * len(rows)
             if args.reference:
@@ -92,13 +91,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if data == "astronaut":
             from skimage.data import astronaut
 
-            results.append(evaluate_photos(net, model, [("astronaut", astronaut())], input_size, name="astronaut"))
+            results.append(evaluate_photos(net, model, [("astronaut", astronaut())], name="astronaut"))
         else:
             folder = Path(data)
             if not folder.is_dir():
                 print(f"error: --data {data!r} is neither 'synthetic', 'astronaut' nor a folder", file=sys.stderr)
                 return 2
-            results.append(evaluate_photos(net, model, load_photo_folder(folder), input_size, name=folder.name))
+            results.append(evaluate_photos(net, model, load_photo_folder(folder), name=folder.name))
         labels.append(label)
     print(markdown_table(results, model_label=labels))
     return 0

@@ -22,7 +22,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from engine.face_model import FaceModel
 from engine.network.regressor import CoefficientRegressor
@@ -72,13 +71,17 @@ class MeanFace(torch.nn.Module):
 
 
 @torch.no_grad()
-def predict(net: CoefficientRegressor, images: torch.Tensor, input_size: int = 224) -> torch.Tensor:
-    """Coefficients ``(B, n)`` of images ``(B, 3, 224, 224)`` (resized to ``input_size`` first)."""
+def predict(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``(B, n)`` of aligned crops ``(B, 3, 224, 224)``.
+
+    A :class:`CoefficientRegressor` resizes them to its training input size first
+    (:meth:`~CoefficientRegressor.predict_crops`); reference modules (:class:`MeanFace`)
+    take them as they are.
+    """
     net.eval()
-    x = images
-    if input_size != images.shape[-1]:
-        x = F.interpolate(images, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
-    return net(x).float()
+    if isinstance(net, CoefficientRegressor):
+        return net.predict_crops(images).float()
+    return net(images).float()
 
 
 @torch.no_grad()
@@ -107,7 +110,7 @@ def _mean(values: list[float]) -> float:
 
 @torch.no_grad()
 def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 1_000_003, n: int = 64,
-                       cfg: SyntheticConfig | None = None, batch_size: int = 8, input_size: int = 224,
+                       cfg: SyntheticConfig | None = None, batch_size: int = 8,
                        fit: str | None = None, name: str = "synthetic hold-out") -> list[EvalResult]:
     """Evaluate on ``n`` synthetic hold-out samples.
 
@@ -118,7 +121,6 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
         n: number of samples.
         cfg: generator settings; None = the shipped defaults.
         batch_size: images per forward pass.
-        input_size: network input side (the run's ``model.input_size``).
         fit: also evaluate after test-time fitting with this quality preset (``"fast"``,
             ``"default"``, ``"high"``), fitted to the ground-truth 2D landmarks.
         name: row label.
@@ -138,7 +140,7 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
     for start in range(0, n, batch_size):
         items = [ds[i] for i in range(start, min(n, start + batch_size))]
         batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-        coeffs = predict(net, batch["image"], input_size)
+        coeffs = predict(net, batch["image"])
         variants = [("regression", coeffs)]
         if fitter is not None:
             fitted = []
@@ -181,7 +183,7 @@ def skin_hull_mask(landmarks: np.ndarray, size: int = 224) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tuple[str, np.ndarray]],
-                    input_size: int = 224, detector: str = "auto", landmarker: str = "auto",
+                    detector: str = "auto", landmarker: str = "auto",
                     name: str = "photos") -> EvalResult:
     """Evaluate on real photos against the detector's landmarks.
 
@@ -190,7 +192,6 @@ def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tu
         model: the face model.
         images: ``(label, (H, W, 3) uint8 RGB)`` pairs; photos without a usable face are
             skipped with a logged reason.
-        input_size: network input side.
         detector, landmarker: engine backends (``engine.detect``).
         name: row label.
 
@@ -218,7 +219,7 @@ def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tu
         lm_crop = torch.as_tensor(crop.apply(lm), dtype=torch.float32)[None]
         valid = crop.warp(np.ones(pixels.shape[:2], np.float32), size)
         skin = torch.as_tensor(skin_hull_mask(lm_crop[0].numpy(), size) * (valid > 0.5))[None, None]
-        coeffs = predict(net, crop_img, input_size)
+        coeffs = predict(net, crop_img)
         out = model(coeffs)
         vals = {"nme": landmark_nme(out.landmarks_2d, lm_crop)}
         vals.update(_image_metrics(model, coeffs, crop_img, skin, ctx))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ShapeError
@@ -35,12 +36,16 @@ class CoefficientRegressor(nn.Module):
     Attributes:
         sizes: :class:`CoeffSizes` of the output layout.
         n_coeffs: output length, ``n_id + n_exp + n_tex + 33``.
+        input_size: side (px) of the square input the network was trained at; the 224
+            alignment crop is resized to it by :meth:`predict_crops`. :func:`load_weights`
+            sets it from the file's ``meta["input_size"]`` (224 when absent).
     """
 
     def __init__(self, arch: str, n_id: int, n_exp: int, n_tex: int) -> None:
         super().__init__()
         self.arch = arch
         self.sizes = CoeffSizes(n_id, n_exp, n_tex)
+        self.input_size = 224
         self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -69,6 +74,18 @@ class CoefficientRegressor(nn.Module):
         if not images.is_floating_point():
             raise ShapeError(f"{self.arch} network expects float images in [0, 1], got dtype {images.dtype}")
         return self.regress((images - self.input_mean) / self.input_std)
+
+    def predict_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``(B, n_coeffs)`` of aligned crops ``(B, 3, S, S)`` in [0, 1].
+
+        The crops are resized to :attr:`input_size` first, the same antialiased bilinear
+        resize the trainer applies, so weights trained at a reduced input see what they
+        were trained on.
+        """
+        if crops.dim() == 4 and crops.shape[-1] != self.input_size:
+            crops = F.interpolate(crops, size=(self.input_size, self.input_size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+        return self(crops)
 
     def regress(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` normalised images → ``(B, n_coeffs)``."""

@@ -158,7 +158,8 @@ def load_weights(
         map_location: device for the returned network.
 
     Returns:
-        The network in eval mode; ``net.meta`` holds the file's ``meta`` dict.
+        The network in eval mode; ``net.meta`` holds the file's ``meta`` dict and
+        ``net.input_size`` its training input side (``meta["input_size"]``, default 224).
 
     Raises:
         WeightsError: unreadable file, wrong architecture, wrong coefficient sizes, or a
@@ -181,6 +182,7 @@ def load_weights(
     net = build_network(payload["arch"], sizes.id, sizes.exp, sizes.tex)
     _load_checked(net, payload["state_dict"], str(path))
     net.meta = dict(payload["meta"])
+    net.input_size = int(net.meta.get("input_size", 224))
     logger.info("loaded %s weights (%s) from %s", net.arch, sizes, path)
     return net.to(map_location).eval()
 

@@ -40,6 +40,19 @@ class TestRoundTrip:
         net = load_weights(saved)
         assert net.arch == "msma_light" and net.sizes.as_tuple() == (6, 5, 4)
 
+    def test_training_input_size_drives_crop_resize(self, tmp_path, light_net, saved):
+        # Weights trained at 64 px: a 128 px crop is resized to 64 (antialiased bilinear,
+        # as the trainer does) before the network; files without the key mean 224.
+        assert load_weights(saved).input_size == 224
+        net = load_weights(save_weights(tmp_path / "w64.pt", light_net, meta={"input_size": 64}))
+        assert net.input_size == 64
+        crops = torch.rand(2, 3, 128, 128)
+        small = torch.nn.functional.interpolate(crops, size=(64, 64), mode="bilinear", align_corners=False,
+                                                antialias=True)
+        with torch.no_grad():
+            torch.testing.assert_close(net.predict_crops(crops), light_net(small))
+            assert not torch.allclose(net.predict_crops(crops), light_net(crops))
+
     def test_refuses_to_overwrite(self, saved, light_net):
         with pytest.raises(FileExistsError):
             save_weights(saved, light_net)
