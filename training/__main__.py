@@ -4,6 +4,8 @@
     python -m training evaluate --weights W [--data synthetic astronaut FOLDER ...] [--fit fast]
     python -m training export --run runs/NAME --out weights.pt
     python -m training preprocess --folder PHOTOS [--cache DIR]
+    python -m training now-predict --now-root NOW --split val --out PRED [--weights W] [--fit fast]
+    python -m training now-eval --now-root NOW --split val --pred PRED
 
 Distributed training is PyTorch's own: ``torchrun --nproc_per_node N -m training train ...``.
 """
@@ -111,6 +113,44 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_now_predict(args: argparse.Namespace) -> int:
+    from engine.errors import MSMAError
+    from engine.pipeline import Reconstructor
+    from training.now import predict_now
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        rec = Reconstructor(args.model, args.weights, device=args.device, detector=args.detector,
+                            landmarker=args.landmarker)
+        summary = predict_now(args.now_root, args.split, args.out, rec, fit=None if args.fit == "none" else args.fit,
+                              unit=args.unit, progress=not args.no_progress)
+    except MSMAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"NoW {args.split}: {summary}; predictions in {args.out}")
+    if summary.failures:
+        print(f"{len(summary.failures)} image(s) failed, reasons in {Path(args.out) / 'failures.tsv'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_now_eval(args: argparse.Namespace) -> int:
+    from engine.errors import MSMAError
+    from training.now import evaluate_now, now_table, write_errors_csv
+
+    try:
+        results = evaluate_now(args.now_root, args.split, args.pred, refine_iters=args.refine_iters,
+                               progress=not args.no_progress)
+    except MSMAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    csv_path = write_errors_csv(results, args.csv or Path(args.pred) / f"now_{args.split}_errors.csv")
+    print(now_table(results))
+    print(f"\nper-image errors: {csv_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -150,6 +190,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default="auto")
     p.add_argument("--landmarker", default="auto")
     p.set_defaults(func=_cmd_preprocess)
+
+    p = sub.add_parser("now-predict", help="reconstruct a NoW split into the NoW submission layout (resumable)")
+    p.add_argument("--now-root", required=True, help="the NoW data set's root folder")
+    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--out", required=True, help="prediction root: <out>/<subject>/<challenge>/<name>.obj|.npy")
+    p.add_argument("--weights", default=None, help="network weights (default: start from the mean face)")
+    p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
+    p.add_argument("--fit", default="default", choices=["fast", "default", "high", "none"],
+                   help="test-time fitting quality")
+    p.add_argument("--unit", default="m", choices=["m", "mm"], help="unit of the written meshes and landmarks")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--detector", default="auto")
+    p.add_argument("--landmarker", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_now_predict)
+
+    p = sub.add_parser("now-eval", help="NoW scan-to-mesh errors of predictions (validation scans)")
+    p.add_argument("--now-root", required=True, help="the NoW data set's root folder")
+    p.add_argument("--split", default="val", choices=["val", "test"])
+    p.add_argument("--pred", required=True, help="prediction root in the NoW layout")
+    p.add_argument("--csv", default=None, help="per-image errors (default: <pred>/now_<split>_errors.csv)")
+    p.add_argument("--refine-iters", type=int, default=10,
+                   help="scan-to-mesh refinement iterations after the 7-landmark alignment")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_now_eval)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
