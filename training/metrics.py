@@ -325,8 +325,9 @@ def now_scan_to_mesh(pred_vertices: np.ndarray, pred_triangles: np.ndarray, pred
             nose tip, mouth corners), in the order of ``scan_landmarks7``.
         scan_points: ``(N, 3)`` the (already face-cropped) ground-truth scan points (metres).
         scan_landmarks7: ``(7, 3)``.
-        refine_iters: rigid ICP refinements of the scan-to-mesh distance after the landmark
-            alignment (NoW refines; 0 = landmark alignment only).
+        refine_iters: ICP refinements (rotation, translation and scale, as NoW's
+            ``rigid_scan_2_mesh_alignment`` optimises all three) of the scan-to-mesh
+            distance after the landmark alignment (0 = landmark alignment only).
         units_to_mm: factor from the input units to millimetres.
 
     Returns:
@@ -340,10 +341,10 @@ def now_scan_to_mesh(pred_vertices: np.ndarray, pred_triangles: np.ndarray, pred
     s, r, t = _similarity_np(np.asarray(pred_landmarks7, np.float64), np.asarray(scan_landmarks7, np.float64), True)
     verts = _apply(s, r, t, verts)
     for _ in range(refine_iters):
-        # Rigid update moving the mesh's closest surface points onto the scan points.
+        # Similarity update moving the mesh's closest surface points onto the scan points.
         _, closest = point_to_mesh_distance(scan, verts, pred_triangles)
-        _, r_i, t_i = _similarity_np(closest, scan, with_scale=False)
-        verts = _apply(1.0, r_i, t_i, verts)
+        s_i, r_i, t_i = _similarity_np(closest, scan, with_scale=True)
+        verts = _apply(s_i, r_i, t_i, verts)
     dist, _ = point_to_mesh_distance(scan, verts, pred_triangles)
     dist_mm = dist * units_to_mm
     return NowResult(float(np.median(dist_mm)), float(dist_mm.mean()), float(dist_mm.std()), dist_mm, verts)
