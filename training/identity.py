@@ -1,16 +1,20 @@
 """Face-recognition embeddings for the perceptual loss (eq. 16).
 
-The paper uses ArcFace. Its weights cannot be shipped or downloaded here, so the
-embedder is loaded only from a file the user holds: the PyTorch ``backbone.pth`` of
-insightface's ``arcface_torch`` IResNet-50 (e.g. ``ms1mv3_arcface_r50_fp16/backbone.pth``,
-the file Deep3DFaceRecon uses). :func:`load_identity_embedder` raises
-:class:`~engine.errors.BackendUnavailableError` when no such file is given or found,
-and the trainer then runs without the perceptual term (and says so in its log).
+Two embedders, chosen by :func:`load_identity_embedder`:
 
-dlib's ResNet face descriptor (``face-recognition-models``) would be an offline
-alternative, but porting its ``.dat`` serialisation to PyTorch was not done in this
-issue; the hook here takes any module mapping ``(B, 3, 112, 112)`` in [−1, 1] to
-``(B, D)`` embeddings.
+- ArcFace, the paper's choice, from a file the user holds (its weights cannot be shipped
+  or downloaded here): the PyTorch ``backbone.pth`` of insightface's ``arcface_torch``
+  IResNet-50 (e.g. ``ms1mv3_arcface_r50_fp16/backbone.pth``, the file Deep3DFaceRecon
+  uses), named by the config or the ``MSMA_ARCFACE_WEIGHTS`` variable.
+- Otherwise dlib's ResNet face descriptor (:mod:`training.identity_dlib`, CC0 weights
+  from the ``face-recognition-models`` package the set-up installs), so the perceptual
+  term runs offline by default.
+
+Only when neither is available does it raise
+:class:`~engine.errors.BackendUnavailableError`; the trainer then runs without the
+perceptual term (and says so in its log). :class:`IdentityEmbedder` wraps either network
+(or any module mapping its input square to ``(B, D)``) so that it takes the trainer's
+aligned 224 crops in [0, 1].
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import BackendUnavailableError, WeightsError
+from training.identity_dlib import CHIP_BOX_IN_CROP, CHIP_SIZE, face_recognition_model_path, load_dlib_face_descriptor
 
 __all__ = ["IResNet", "iresnet50", "IdentityEmbedder", "load_identity_embedder", "ARCFACE_ENV"]
 
@@ -95,19 +100,28 @@ def iresnet50() -> IResNet:
 class IdentityEmbedder(nn.Module):
     """Frozen embedder: face crops ``(B, 3, 224, 224)`` in [0, 1] → unit embeddings ``(B, D)``.
 
-    The aligned 224 crop is resized to the recogniser's 112×112 input (Deep3DFaceRecon
-    warps with the 5-point transform; on aligned crops a central resize is equivalent up
-    to a small scale difference) and mapped to [−1, 1].
+    The part of the aligned crop the recogniser was trained on (``box``; the whole crop
+    for ArcFace, whose 112×112 input Deep3DFaceRecon also warps from the five points) is
+    resized to the network's input side and mapped linearly to its value range.
 
     Args:
-        net: the recognition network, ``(B, 3, 112, 112)`` in [−1, 1] → ``(B, D)``.
+        net: the recognition network, ``(B, 3, input_size, input_size)`` in ``value_range`` → ``(B, D)``.
         input_size: the network's input side.
+        box: ``(x0, y0, x1, y1)`` of the crop the network sees, as fractions of the crop
+            side (rounded to whole pixels); None = the whole crop.
+        value_range: the values [0, 1] map to: (−1, 1) for ArcFace, (0, 255) for dlib.
     """
 
-    def __init__(self, net: nn.Module, input_size: int = 112) -> None:
+    def __init__(self, net: nn.Module, input_size: int = 112,
+                 box: tuple[float, float, float, float] | None = None,
+                 value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
         super().__init__()
+        if box is not None and not (0.0 <= box[0] < box[2] <= 1.0 and 0.0 <= box[1] < box[3] <= 1.0):
+            raise ValueError(f"box must be (x0, y0, x1, y1) fractions with 0 <= x0 < x1 <= 1, got {box}")
         self.net = net.eval()
         self.input_size = input_size
+        self.box = None if box is None else tuple(float(b) for b in box)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -116,29 +130,55 @@ class IdentityEmbedder(nn.Module):
         super().train(False)
         return self
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Network input: crops ``(B, 3, H, W)`` in [0, 1] → ``(B, 3, S, S)`` in ``value_range`` (S = input_size)."""
+        if self.box is not None:
+            h, w = images.shape[-2:]
+            x0, x1 = round(self.box[0] * w), round(self.box[2] * w)
+            y0, y1 = round(self.box[1] * h), round(self.box[3] * h)
+            images = images[..., y0:y1, x0:x1]
         x = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=True)
-        return F.normalize(self.net(x * 2.0 - 1.0), dim=-1)
+        lo, hi = self.value_range
+        return lo + (hi - lo) * x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(self.prepare(images)), dim=-1)
 
 
 def load_identity_embedder(path: str | Path | None = None) -> IdentityEmbedder:
-    """Load ArcFace (IResNet-50 ``backbone.pth``) as a frozen :class:`IdentityEmbedder`.
+    """The perceptual loss's frozen :class:`IdentityEmbedder`: ArcFace if given, else dlib's descriptor.
+
+    Order: ``path`` or the ``MSMA_ARCFACE_WEIGHTS`` variable names an ArcFace IResNet-50
+    ``backbone.pth`` → ArcFace; neither set → dlib's ResNet face descriptor from the
+    installed ``face-recognition-models``. The choice is logged.
 
     Args:
-        path: weights file; None = the ``MSMA_ARCFACE_WEIGHTS`` environment variable.
+        path: ArcFace weights file; None = the ``MSMA_ARCFACE_WEIGHTS`` environment variable.
 
     Raises:
-        BackendUnavailableError: no weights file given or it does not exist.
-        WeightsError: the file does not hold IResNet-50 weights.
+        BackendUnavailableError: the named ArcFace file does not exist, or no ArcFace file is
+            named and ``face-recognition-models`` is not installed (the message names both options).
+        WeightsError: the file does not hold IResNet-50 weights / the dlib file is corrupt.
     """
     path = path or os.environ.get(ARCFACE_ENV)
-    if not path:
+    if path:
+        return _load_arcface(Path(path).expanduser())
+    try:
+        dat = face_recognition_model_path()
+    except BackendUnavailableError as exc:
         raise BackendUnavailableError(
-            f"no ArcFace weights: give training.perceptual_weights in the config or set {ARCFACE_ENV} to an "
-            "arcface_torch IResNet-50 backbone.pth (none ship with the project)"
-        )
-    path = Path(path).expanduser()
+            "no face-recognition embedder for the perceptual loss: give run.perceptual_weights in the config "
+            f"or set {ARCFACE_ENV} to an arcface_torch IResNet-50 backbone.pth (non-commercial weights, none "
+            "ship with the project), or install face-recognition-models==0.3.0 for dlib's CC0 ResNet "
+            f"descriptor ({exc})"
+        ) from exc
+    net = load_dlib_face_descriptor(dat)
+    logger.info("perceptual loss embedder: dlib ResNet face descriptor from %s (no ArcFace weights given)", dat)
+    return IdentityEmbedder(net, input_size=CHIP_SIZE, box=CHIP_BOX_IN_CROP, value_range=(0.0, 255.0))
+
+
+def _load_arcface(path: Path) -> IdentityEmbedder:
     if not path.is_file():
         raise BackendUnavailableError(f"ArcFace weights file not found: {path}")
     try:
@@ -150,5 +190,5 @@ def load_identity_embedder(path: str | Path | None = None) -> IdentityEmbedder:
         net.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
         raise WeightsError(f"{path} does not hold arcface_torch IResNet-50 weights: {exc}") from exc
-    logger.info("loaded ArcFace IResNet-50 from %s", path)
+    logger.info("perceptual loss embedder: ArcFace IResNet-50 from %s", path)
     return IdentityEmbedder(net)

