@@ -333,7 +333,12 @@ class Trainer:
         return self.step
 
     def export_weights(self, path: str | Path, extra_meta: dict | None = None) -> Path:
-        """Save the network in the engine's weights format with training metadata."""
+        """Save the network in the engine's weights format with training metadata.
+
+        Stored as float16: half the size of float32 for files that get committed. On the
+        msma_light checkpoint of the shipped recipe it moved the regressed coefficients by
+        ≤ 8e-4 and vertices by ≤ 0.06 mm, against a network error of millimetres.
+        """
         meta = {
             "steps": self.step,
             "images_seen": self.step * self.config.optim.batch_size * self.world_size,
@@ -342,7 +347,7 @@ class Trainer:
             "config": config_to_dict(self.config),
         }
         meta.update(extra_meta or {})
-        return save_weights(path, self.net, meta=meta, overwrite=True)
+        return save_weights(path, self.net, meta=meta, overwrite=True, half=True)
 
     # --- logging ------------------------------------------------------------------------
     def _append_log(self, row: dict) -> None:

@@ -46,6 +46,7 @@ def save_weights(
     model: CoefficientRegressor,
     meta: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    half: bool = False,
 ) -> Path:
     """Write a network's weights with its architecture and coefficient sizes.
 
@@ -54,6 +55,9 @@ def save_weights(
         model: a network from :func:`engine.network.build_network`.
         meta: extra plain-Python information (str/int/float/bool/lists/dicts).
         overwrite: replace an existing file; without it an existing file raises.
+        half: store floating-point tensors as float16, half the file size (shipped
+            weights live in git); :func:`load_weights` casts them back to the network's
+            float32.
 
     Returns:
         The path written.
@@ -67,7 +71,8 @@ def save_weights(
     payload = {
         "arch": model.arch,
         "sizes": {"id": model.sizes.id, "exp": model.sizes.exp, "tex": model.sizes.tex},
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu()
+                       for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
     tmp = path.with_name(path.name + ".tmp")

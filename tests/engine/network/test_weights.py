@@ -53,6 +53,17 @@ class TestRoundTrip:
             torch.testing.assert_close(net.predict_crops(crops), light_net(small))
             assert not torch.allclose(net.predict_crops(crops), light_net(crops))
 
+    def test_half_storage_halves_the_file_and_loads_as_float32(self, tmp_path, light_net, saved):
+        half = save_weights(tmp_path / "h.pt", light_net, meta={"epoch": 3}, half=True)
+        assert half.stat().st_size < 0.55 * saved.stat().st_size
+        net = load_weights(half, "msma_light", 6, 5, 4)
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        x = torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            ref, got = light_net(x), net(x)
+        # float16 keeps ~3 significant digits: outputs agree to a few parts per thousand.
+        assert (got - ref).abs().max() <= 5e-3 * ref.abs().max() and not torch.equal(got, ref)
+
     def test_refuses_to_overwrite(self, saved, light_net):
         with pytest.raises(FileExistsError):
             save_weights(saved, light_net)
