@@ -12,7 +12,7 @@ Layout of the zip (``msma_face-<version>.zip``)::
 
 The engine ships as a pure-Python wheel: Blender installs an extension's wheels into its
 shared extension site-packages when the extension is enabled and removes them when it is
-uninstalled, so ``import engine`` works without the repository on ``sys.path``. Its heavy
+uninstalled, so ``import msma_engine`` works without the repository on ``sys.path``. Its heavy
 dependencies (torch, scipy, mediapipe, ...) are not bundled; see README "Blender".
 
 The validator is ``blender_ext.py`` from the ``bpy`` wheel (or a Blender install), run
@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE_DIR = ROOT / "msma_blender"
-ENGINE_DIR = ROOT / "engine"
+ENGINE_DIR = ROOT / "msma_engine"
 ASSETS = ROOT / "assets"
 MANIFEST = ROOT / "blender_manifest.toml"
 ASSET_FILES = ("default_head.npz", "LICENSE-default-head.md")
@@ -64,7 +64,7 @@ def _python_files(src: Path) -> list[Path]:
 
 
 def build_engine_wheel(out_dir: Path, version: str) -> Path:
-    """A ``py3-none-any`` wheel holding ``engine/`` (Python files only), with a valid RECORD."""
+    """A ``py3-none-any`` wheel holding ``msma_engine/`` (Python files only), with a valid RECORD."""
     dist_info = f"{WHEEL_NAME}-{version}.dist-info"
     path = out_dir / f"{WHEEL_NAME}-{version}-py3-none-any.whl"
     files: dict[str, bytes] = {}
@@ -75,7 +75,7 @@ def build_engine_wheel(out_dir: Path, version: str) -> Path:
                                       "License: GPL-3.0-or-later\n").encode()
     files[f"{dist_info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: msma-blender build.py\n"
                                    b"Root-Is-Purelib: true\nTag: py3-none-any\n")
-    files[f"{dist_info}/top_level.txt"] = b"engine\n"
+    files[f"{dist_info}/top_level.txt"] = b"msma_engine\n"
     record = []
     for name, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

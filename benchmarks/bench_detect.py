@@ -27,14 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.align import align_crop, template_from_landmarks68  # noqa: E402
-from engine.detect import get_landmarker, pick_face  # noqa: E402
-from engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
-from engine.detect.mtcnn import MTCNNDetector  # noqa: E402
-from engine.face_model import load_face_model  # noqa: E402
-from engine.image_io import load_image  # noqa: E402
+from msma_engine.align import align_crop, template_from_landmarks68  # noqa: E402
+from msma_engine.detect import get_landmarker, pick_face  # noqa: E402
+from msma_engine.detect.mediapipe_mesh import MediaPipeDetector  # noqa: E402
+from msma_engine.detect.mtcnn import MTCNNDetector  # noqa: E402
+from msma_engine.face_model import load_face_model  # noqa: E402
+from msma_engine.image_io import load_image  # noqa: E402
 from machine import cpu_model  # noqa: E402
 from sample_photos import SHARED_PHOTOS  # noqa: E402
 

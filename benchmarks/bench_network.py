@@ -1,4 +1,4 @@
-"""Benchmark of the coefficient regressors (engine.network), printed as Markdown tables.
+"""Benchmark of the coefficient regressors (msma_engine.network), printed as Markdown tables.
 
 First table: parameters and multiply-adds (convolutions + linear layers, one 224×224
 image) per architecture and per part. Second table: forward latency (inference mode,
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.network import ARCHS, build_network, count_macs, count_parameters, macs_by_child  # noqa: E402
+from msma_engine.network import ARCHS, build_network, count_macs, count_parameters, macs_by_child  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 SIZES = (80, 64, 80)

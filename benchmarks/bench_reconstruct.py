@@ -27,7 +27,6 @@ import torch
 from machine import cpu_model  # noqa: E402
 from sample_photos import SHARED_PHOTOS  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _best(fn, repeat: int):
@@ -58,12 +57,12 @@ def _machine() -> str:
 
 
 def main() -> None:
-    from engine.align import align_crop
-    from engine.detect import detect_faces, five_from_68, landmarks68, pick_face
-    from engine.fitting import FaceFitter, FitTarget
-    from engine.image_io import load_image, load_image_array
-    from engine.network import build_network, load_weights
-    from engine.pipeline import Reconstructor
+    from msma_engine.align import align_crop
+    from msma_engine.detect import detect_faces, five_from_68, landmarks68, pick_face
+    from msma_engine.fitting import FaceFitter, FitTarget
+    from msma_engine.image_io import load_image, load_image_array
+    from msma_engine.network import build_network, load_weights
+    from msma_engine.pipeline import Reconstructor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="*", type=Path)

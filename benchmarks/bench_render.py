@@ -1,4 +1,4 @@
-"""Benchmark of the differentiable renderer (engine.render), printed as a Markdown table.
+"""Benchmark of the differentiable renderer (msma_engine.render), printed as a Markdown table.
 
 Rows: forward+backward (rasterize → interpolate vertex colours → L2 loss → backward to
 vertex positions and colours) at 224², 512² and 1024² for a fabricated BFM-sized mesh
@@ -27,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.camera import PerspectiveCamera  # noqa: E402
-from engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv  # noqa: E402
+from msma_engine.camera import PerspectiveCamera  # noqa: E402
+from msma_engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 BFM_VERTICES, BFM_TRIANGLES = 35_709, 70_789

@@ -26,9 +26,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.face_model import load_face_model  # noqa: E402
+from msma_engine.face_model import load_face_model  # noqa: E402
 from training.config import config_from_dict  # noqa: E402
 from training.data.synthetic import SyntheticFaces  # noqa: E402
 from training.trainer import Trainer  # noqa: E402

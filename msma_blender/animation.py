@@ -85,7 +85,7 @@ def build_animated_face(results: list, exp_basis: np.ndarray, collection: bpy.ty
     """
     from mathutils import Matrix
 
-    from engine.geometry import euler_to_rotation
+    from msma_engine.geometry import euler_to_rotation
     import torch
 
     if not results:

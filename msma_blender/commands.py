@@ -9,7 +9,7 @@ Two ways in, same arguments::
 animation with ``--animation``); any other ``OUT`` is a folder receiving one
 ``<photo stem>.<format>`` per photo. Existing files are never overwritten without ``--force``.
 
-Exit status, as the engine's CLI (``python -m engine reconstruct``): 0 when every input
+Exit status, as the engine's CLI (``python -m msma_engine reconstruct``): 0 when every input
 worked; 1 when any input failed — one line ``error: <file>: <reason>`` on standard error
 each, the other inputs are still written — or an output exists without ``--force``
 (nothing is written); 2 for unusable arguments, model or weights (nothing was processed).
@@ -198,7 +198,7 @@ def _reconstruct(args) -> int:
         if model_file is not None and not model_file.is_file():
             raise CommandError(model_file, "no such file")
 
-    from engine.errors import MSMAError
+    from msma_engine.errors import MSMAError
 
     from .pipeline import get_session
 

@@ -114,7 +114,7 @@ def texture_to_blender_pixels(texture: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BlenderCameraSettings:
-    """Values for a Blender camera that reproduces a :class:`engine.result.PhotoCamera`.
+    """Values for a Blender camera that reproduces a :class:`msma_engine.result.PhotoCamera`.
 
     Attributes:
         location: ``(3,)`` Blender metres.
@@ -138,7 +138,7 @@ def camera_to_blender(camera) -> BlenderCameraSettings:
     """Blender camera settings for a photo camera.
 
     Args:
-        camera: :class:`engine.result.PhotoCamera` (``focal`` px, ``center`` ``(cx, cy)`` px from the
+        camera: :class:`msma_engine.result.PhotoCamera` (``focal`` px, ``center`` ``(cx, cy)`` px from the
             top-left, ``image_size`` ``(H, W)``, ``distance`` metres).
 
     Returns:

@@ -1,6 +1,6 @@
 """Eyeball objects for a face object (main thread only).
 
-The engine seats two rigid spheres in the eye sockets (:mod:`engine.eyes`, model frame);
+The engine seats two rigid spheres in the eye sockets (:mod:`msma_engine.eyes`, model frame);
 here they become two new mesh objects, ``"<face> Eye.L"`` (subject's left) and
 ``"<face> Eye.R"``, parented to the face object with an identity parent inverse, so
 they sit where the engine put them and follow every move of the head. They share one
@@ -36,7 +36,7 @@ def add_eye_objects(face_obj: bpy.types.Object, eyes, collection: bpy.types.Coll
 
     Args:
         face_obj: the face object (its mesh is in the engine model frame, converted).
-        eyes: :class:`engine.eyes.Eyeballs` of the result.
+        eyes: :class:`msma_engine.eyes.Eyeballs` of the result.
         collection: where the eye objects are linked.
         texture_mode, texture_dir: as :func:`.material.new_albedo_image`.
         vertices_neutral: ``(V, 3)`` the identity the face was built on when it is not the

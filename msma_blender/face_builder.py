@@ -1,4 +1,4 @@
-"""Turn one :class:`engine.result.FaceResult` into Blender data (main thread only).
+"""Turn one :class:`msma_engine.result.FaceResult` into Blender data (main thread only).
 
 Creates, never modifies: a mesh with a UV map, an object named after the photo, "Basis" +
 expression shape keys, the albedo image, a material with the SH lighting group, two
@@ -59,7 +59,7 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
     """Build the face object of one result.
 
     Args:
-        result: :class:`engine.result.FaceResult`.
+        result: :class:`msma_engine.result.FaceResult`.
         exp_basis: ``(Kexp, V, 3)`` expression basis of the result's face model, metres.
         collection: where the new objects are linked.
         options: :class:`BuildOptions`.

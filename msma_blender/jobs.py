@@ -118,7 +118,7 @@ class ReconstructJob:
 
     def run(self) -> None:
         """The worker loop; also usable synchronously (then :meth:`poll` returns everything)."""
-        from engine.errors import MSMAError  # first engine import; fails when dependencies are missing
+        from msma_engine.errors import MSMAError  # first engine import; fails when dependencies are missing
 
         req = self.request
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from engine.sh_constants import A0 as _A0, A1 as _A1, A2 as _A2, C0 as _C0, C1 as _C1, C2 as _C2, N_SH, SH_INIT_DC
+from msma_engine.sh_constants import A0 as _A0, A1 as _A1, A2 as _A2, C0 as _C0, C1 as _C1, C2 as _C2, N_SH, SH_INIT_DC
 
 from . import conversion
 

@@ -98,7 +98,7 @@ def default_model_path() -> Path:
     shipped = _ASSET_DIR / DEFAULT_MODEL_NAME
     if shipped.is_file():
         return shipped
-    from engine.face_model import DEFAULT_MODEL_PATH
+    from msma_engine.face_model import DEFAULT_MODEL_PATH
 
     return Path(DEFAULT_MODEL_PATH)
 
@@ -136,8 +136,8 @@ class EngineSession:
     """
 
     def __init__(self, settings: EngineSettings):
-        from engine.face_model import load_face_model
-        from engine.pipeline import Reconstructor
+        from msma_engine.face_model import load_face_model
+        from msma_engine.pipeline import Reconstructor
 
         self.settings = settings
         model_path = Path(settings.model_path) if settings.model_path else default_model_path()
@@ -156,7 +156,7 @@ class EngineSession:
             ``list[FaceResult]`` (one item unless ``face == "all"``).
 
         Raises:
-            engine.errors.MSMAError: the engine's one-line user errors.
+            msma_engine.errors.MSMAError: the engine's one-line user errors.
         """
         with self._lock:  # one reconstruction at a time per session (torch threads are shared)
             out = self.reconstructor.reconstruct(str(image_path), fit=fit, texture_size=texture_size, face=face)

@@ -72,7 +72,7 @@ ok = {
     "sidebar panel": hasattr(bpy.types, "MSMA_PT_reconstruct"),
     "add-on preferences": mod in bpy.context.preferences.addons and bpy.context.preferences.addons[mod].preferences is not None,
     "scene settings": "msma" in bpy.types.Scene.bl_rna.properties.keys(),
-    "engine wheel importable": __import__("importlib").util.find_spec("engine.errors") is not None,
+    "engine wheel importable": __import__("importlib").util.find_spec("msma_engine.errors") is not None,
 }
 for name, good in ok.items():
     print(f"REG {'1' if good else '0'} {name}")

@@ -11,4 +11,6 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
+# The repository's own packages (msma_engine, training, msma_blender), editable.
+.venv/bin/python -m pip install -q --no-deps -e .
 .venv/bin/python -c "import torch, bpy, mediapipe, numpy; print('set-up ok: torch', torch.__version__, '| bpy', bpy.app.version_string, '| numpy', numpy.__version__)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model_file import FaceModelData
+from msma_engine.model_file import FaceModelData
 from sphere_model import make_sphere_model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.model_file import FaceModelData
+from msma_engine.model_file import FaceModelData
 
 
 def make_sphere_model(n_lat: int = 12, n_lon: int = 16, radius: float = 0.09, n_id: int = 4,

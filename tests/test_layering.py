@@ -19,7 +19,7 @@ def _imported_top_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("package, forbidden", [("engine", {"bpy", "training", "msma_blender"}),
+@pytest.mark.parametrize("package, forbidden", [("msma_engine", {"bpy", "training", "msma_blender"}),
                                                 ("training", {"bpy", "msma_blender"})])
 def test_no_forbidden_imports(package, forbidden):
     files = sorted((ROOT / package).rglob("*.py"))

@@ -24,7 +24,7 @@ logger = logging.getLogger("training")
 
 
 def _face_model(path: str | None):
-    from engine.face_model import load_face_model
+    from msma_engine.face_model import load_face_model
 
     return load_face_model(path)
 
@@ -71,7 +71,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.network import load_weights
+    from msma_engine.network import load_weights
     from training.evaluate import MeanFace, evaluate_photos, evaluate_synthetic, load_photo_folder, markdown_table
 
     if args.threads:
@@ -114,8 +114,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_now_predict(args: argparse.Namespace) -> int:
-    from engine.errors import MSMAError
-    from engine.pipeline import Reconstructor
+    from msma_engine.errors import MSMAError
+    from msma_engine.pipeline import Reconstructor
     from training.now import predict_now
 
     if args.threads:
@@ -136,7 +136,7 @@ def _cmd_now_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_now_eval(args: argparse.Namespace) -> int:
-    from engine.errors import MSMAError
+    from msma_engine.errors import MSMAError
     from training.now import evaluate_now, now_table, write_errors_csv
 
     try:

@@ -119,7 +119,7 @@ class ModelConfig:
     """Network and face model.
 
     Attributes:
-        arch: ``"msma"``, ``"msma_light"`` or ``"baseline"`` (:func:`engine.network.build_network`).
+        arch: ``"msma"``, ``"msma_light"`` or ``"baseline"`` (:func:`msma_engine.network.build_network`).
         face_model: face-model ``.npz``; None = the shipped default head.
         init_weights: optional weights file to start from (same arch and sizes).
         input_size: side the 224 crops are resized to before the network. The engine feeds

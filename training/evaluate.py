@@ -3,7 +3,7 @@
 - Synthetic hold-out (fixed seed, the generator's shipped settings): mean vertex error (mm)
   on the face region after rigid Procrustes alignment, 68-landmark NME (bbox-normalised),
   and masked PSNR / SSIM of the re-rendering against the input (mask = predicted face ∩
-  visible skin). Optionally also after test-time fitting (:mod:`engine.fitting`) to the
+  visible skin). Optionally also after test-time fitting (:mod:`msma_engine.fitting`) to the
   ground-truth 2D landmarks and the image.
 - Real photos: each photo is detected, landmarked and aligned as the engine does; the
   network's projected landmarks are compared with the detector's (NME) and the
@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import torch
 
-from engine.face_model import FaceModel
-from engine.network.regressor import CoefficientRegressor
-from engine.render import RenderContext, render_mesh
+from msma_engine.face_model import FaceModel
+from msma_engine.network.regressor import CoefficientRegressor
+from msma_engine.render import RenderContext, render_mesh
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces
 from training.metrics import aligned_vertex_error_mm, landmark_nme, masked_psnr, masked_ssim
@@ -133,7 +133,7 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
     rows: dict[str, dict[str, list[float]]] = {"regression": {}}
     fitter = None
     if fit is not None:
-        from engine.fitting import FaceFitter, FitTarget
+        from msma_engine.fitting import FaceFitter, FitTarget
 
         fitter = FaceFitter(model, fit, ctx=ctx)
         rows["fitted"] = {}
@@ -192,15 +192,15 @@ def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tu
         model: the face model.
         images: ``(label, (H, W, 3) uint8 RGB)`` pairs; photos without a usable face are
             skipped with a logged reason.
-        detector, landmarker: engine backends (``engine.detect``).
+        detector, landmarker: engine backends (``msma_engine.detect``).
         name: row label.
 
     Returns:
         :class:`EvalResult` with ``nme`` (vs. the landmarker), ``psnr`` and ``ssim``.
     """
-    from engine.align import align_crop, template_from_landmarks68
-    from engine.detect import detect_faces, five_from_68, landmarks68, pick_face
-    from engine.errors import MSMAError
+    from msma_engine.align import align_crop, template_from_landmarks68
+    from msma_engine.detect import detect_faces, five_from_68, landmarks68, pick_face
+    from msma_engine.errors import MSMAError
 
     ctx = RenderContext("torch")
     size = model.camera.image_size[0]
@@ -231,8 +231,8 @@ def evaluate_photos(net: CoefficientRegressor, model: FaceModel, images: list[tu
 
 def load_photo_folder(folder: str | Path) -> list[tuple[str, np.ndarray]]:
     """All images of a folder (sorted) as ``(name, pixels)``; unreadable files are skipped."""
-    from engine.errors import ImageError
-    from engine.image_io import load_image
+    from msma_engine.errors import ImageError
+    from msma_engine.image_io import load_image
 
     out = []
     for path in sorted(Path(folder).iterdir()):

@@ -12,7 +12,7 @@ Two embedders, chosen by :func:`load_identity_embedder`:
   predictor, which keeps it out of the default set-up (README, optional parts).
 
 Only when neither is available does it raise
-:class:`~engine.errors.BackendUnavailableError`; the trainer then runs without the
+:class:`~msma_engine.errors.BackendUnavailableError`; the trainer then runs without the
 perceptual term (and says so in its log). :class:`IdentityEmbedder` wraps either network
 (or any module mapping its input square to ``(B, D)``) so that it takes the trainer's
 aligned 224 crops in [0, 1].
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import BackendUnavailableError, WeightsError
+from msma_engine.errors import BackendUnavailableError, WeightsError
 from training.identity_dlib import CHIP_BOX_IN_CROP, CHIP_SIZE, face_recognition_model_path, load_dlib_face_descriptor
 
 __all__ = ["IResNet", "iresnet50", "IdentityEmbedder", "load_identity_embedder", "ARCFACE_ENV"]

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import BackendUnavailableError, ShapeError, WeightsError
+from msma_engine.errors import BackendUnavailableError, ShapeError, WeightsError
 
 __all__ = [
     "CHIP_SIZE",
@@ -70,7 +70,7 @@ CHIP_BOX_IN_CROP = (0.12, 0.14, 0.94, 0.96)
 """Where dlib's face chip lies in our aligned crop: ``(x0, y0, x1, y1)`` in crop sides.
 
 dlib's chip (``get_face_chip(img, shape, 150, 0.25)``) is a similarity warp putting its
-mean face in the central 100 of 150 pixels; Deep3DFaceRecon's 224 crop (engine.align) is a
+mean face in the central 100 of 150 pixels; Deep3DFaceRecon's 224 crop (msma_engine.align) is a
 scale and shift, no rotation. The chip frame was measured in our crop, on the astronaut,
 Obama and Biden photos with dlib's 5- and 68-point chips: side 0.79-0.87 of the crop
 (mean 0.817), centre x 0.49-0.61 (mean 0.53), y 0.50-0.63 (mean 0.55) — the spread is the

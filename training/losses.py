@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engine.errors import ShapeError
+from msma_engine.errors import ShapeError
 
 __all__ = [
     "LossWeights",

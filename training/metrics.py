@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
-from engine.errors import ShapeError
+from msma_engine.errors import ShapeError
 
 __all__ = [
     "similarity_transform",

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.detect import FaceDetection, detect_faces, pick_face
-from engine.errors import MSMAError
+from msma_engine.detect import FaceDetection, detect_faces, pick_face
+from msma_engine.errors import MSMAError
 
 __all__ = [
     "CHALLENGES",
@@ -309,7 +309,7 @@ def choose_detection(detections: list[FaceDetection], box: np.ndarray | None,
     are nominal positions in the box (the 68-point landmarkers read only the box).
 
     Raises:
-        NoFaceError / FaceTooSmallError: without a box, as :func:`engine.detect.pick_face`.
+        NoFaceError / FaceTooSmallError: without a box, as :func:`msma_engine.detect.pick_face`.
     """
     if box is None:
         return pick_face(detections, "largest", image_name=image_name)[0]
@@ -358,7 +358,7 @@ def predict_now(now_root: str | Path, split: str, out: str | Path, reconstructor
         now_root: the data set's root folder.
         split: ``"val"`` or ``"test"``.
         out: prediction root.
-        reconstructor: an :class:`engine.pipeline.Reconstructor`.
+        reconstructor: an :class:`msma_engine.pipeline.Reconstructor`.
         fit: test-time fitting quality (``"fast"``, ``"default"``, ``"high"``) or None.
         unit: ``"m"`` (default) or ``"mm"`` for the written meshes and landmarks.
         progress: show a tqdm progress bar.
@@ -368,7 +368,7 @@ def predict_now(now_root: str | Path, split: str, out: str | Path, reconstructor
     """
     from tqdm import tqdm
 
-    from engine.image_io import load_image
+    from msma_engine.image_io import load_image
 
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {sorted(UNITS)}, got {unit!r}")

@@ -16,7 +16,7 @@ Run folder layout (``--out``)::
     log.csv              one row every ``run.log_every`` steps
     curves.png           loss curves, redrawn at every checkpoint
     checkpoints/last.pt  model, optimiser, scheduler, scaler, step, RNG states
-    final.pt             weights in the engine's format (engine.network.save_weights)
+    final.pt             weights in the engine's format (msma_engine.network.save_weights)
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from engine.errors import BackendUnavailableError
-from engine.face_model import FaceModel, load_face_model
-from engine.network import build_network, load_weights, save_weights
-from engine.render import RenderContext, render_mesh
+from msma_engine.errors import BackendUnavailableError
+from msma_engine.face_model import FaceModel, load_face_model
+from msma_engine.network import build_network, load_weights, save_weights
+from msma_engine.render import RenderContext, render_mesh
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
 from training.losses import (

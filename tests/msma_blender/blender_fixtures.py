@@ -1,4 +1,4 @@
-"""Build :class:`engine.result.FaceResult` objects from a face model without the pipeline."""
+"""Build :class:`msma_engine.result.FaceResult` objects from a face model without the pipeline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.result import FaceResult, PhotoCamera
+from msma_engine.result import FaceResult, PhotoCamera
 
 
 def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/face.jpg",
@@ -49,7 +49,7 @@ def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/fac
 
 
 def load_sphere_model_factory():
-    """``make_sphere_model`` from tests/conftest.py (loaded by path: tests/ must not shadow engine/)."""
+    """``make_sphere_model`` from tests/conftest.py (loaded by path: tests/ must not shadow msma_engine/)."""
     path = Path(__file__).resolve().parents[1] / "conftest.py"
     spec = importlib.util.spec_from_file_location("msma_tests_root_conftest", path)
     module = importlib.util.module_from_spec(spec)

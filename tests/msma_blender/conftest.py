@@ -32,7 +32,7 @@ def bpy_empty():
 def sphere_face():
     """``(FaceResult, exp_basis)`` from the fabricated sphere model."""
     from blender_fixtures import load_sphere_model_factory, make_face_result
-    from engine.face_model import FaceModel
+    from msma_engine.face_model import FaceModel
 
     model = FaceModel(load_sphere_model_factory()(n_exp=3))
     return make_face_result(model, seed=0, image_path="/photos/portrait.jpg"), model.exp_basis.numpy()

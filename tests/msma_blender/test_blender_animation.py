@@ -44,7 +44,7 @@ def _frames(model, n=4, jitter=0.3, seed=0):
 class TestAnimatedFace:
     @pytest.fixture
     def model(self):
-        from engine.face_model import FaceModel
+        from msma_engine.face_model import FaceModel
 
         return FaceModel(load_sphere_model_factory()(n_exp=3))
 

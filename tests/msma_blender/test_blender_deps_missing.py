@@ -20,7 +20,7 @@ from msma_blender import commands, pipeline  # noqa: E402
 def without_torch(monkeypatch):
     """Make ``import torch`` fail and forget the already imported engine modules."""
     monkeypatch.setitem(sys.modules, "torch", None)
-    for name in [m for m in sys.modules if m == "engine" or m.startswith("engine.")]:
+    for name in [m for m in sys.modules if m == "msma_engine" or m.startswith("msma_engine.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(pipeline, "_SESSIONS", {})
 

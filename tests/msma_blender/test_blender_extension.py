@@ -69,7 +69,7 @@ def test_zip_contents_and_validator(extension_zip, tmp_path):
     wheels = [n for n in names if n.startswith("wheels/") and n.endswith(".whl")]
     assert len(wheels) == 1
     wheel_names = zipfile.ZipFile(zipfile.ZipFile(extension_zip).open(wheels[0])).namelist()
-    assert "engine/pipeline.py" in wheel_names and "engine/result.py" in wheel_names
+    assert "msma_engine/pipeline.py" in wheel_names and "msma_engine/result.py" in wheel_names
     assert not any("tests/" in n or "__pycache__" in n for n in names)
     reqs = zipfile.ZipFile(extension_zip).read("requirements-extension.txt").decode()
     assert "torch==" in reqs and "bpy" not in reqs and "numpy" not in reqs
@@ -81,8 +81,8 @@ def test_zip_contents_and_validator(extension_zip, tmp_path):
 
 def test_install_and_register(extension_zip, tmp_path):
     script = INSTALL.format(zip=str(extension_zip), ext=EXT_MODULE) + """
-import engine
-out["engine_file"] = engine.__file__
+import msma_engine
+out["engine_file"] = msma_engine.__file__
 out["operator"] = hasattr(bpy.ops.msma, "reconstruct_face") and "MSMA_OT_reconstruct_face" in dir(bpy.types)
 out["panels"] = [p for p in ("MSMA_PT_reconstruct", "MSMA_PT_options", "MSMA_PT_animation") if hasattr(bpy.types, p)]
 out["category"] = bpy.types.MSMA_PT_reconstruct.bl_category

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("bpy")
 
 from blender_fixtures import make_face_result  # noqa: E402
-from engine.eyes import eyeballs_for, find_eye_sockets  # noqa: E402
-from engine.face_model import load_face_model  # noqa: E402
+from msma_engine.eyes import eyeballs_for, find_eye_sockets  # noqa: E402
+from msma_engine.face_model import load_face_model  # noqa: E402
 from msma_blender import conversion, face_builder  # noqa: E402
 
 

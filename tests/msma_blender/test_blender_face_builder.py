@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("bpy")
 
-from engine.shading import sh_irradiance  # noqa: E402
+from msma_engine.shading import sh_irradiance  # noqa: E402
 from msma_blender import conversion, face_builder, material  # noqa: E402
 
 
@@ -154,7 +154,7 @@ class TestFaceObject:
 
 
 class TestSHNodeGroup:
-    """Evaluate the node group's graph numerically and compare with engine.shading."""
+    """Evaluate the node group's graph numerically and compare with msma_engine.shading."""
 
     @staticmethod
     def _eval(socket, inputs, normal, cache):
@@ -249,7 +249,7 @@ class TestPhotoCamera:
 
 def test_pose_matrix_round_trip():
     ang = [0.3, -0.4, 0.2]
-    from engine.geometry import euler_to_rotation
+    from msma_engine.geometry import euler_to_rotation
 
     r = euler_to_rotation(torch.tensor([ang]))[0].numpy().astype(float)
     t = np.array([0.01, 0.02, -0.03])

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import ModelFileError, NoFaceError
+from msma_engine.errors import ModelFileError, NoFaceError
 from msma_blender.jobs import JobRequest, ReconstructJob
 from msma_blender.pipeline import EngineSettings, InputError, collect_images, natural_key
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sphere_model import make_sphere_model
-from engine.model_file import save_face_model_data
+from msma_engine.model_file import save_face_model_data
 from training.__main__ import main
 
 
@@ -48,8 +48,8 @@ def test_train_export_evaluate(tmp_path, capsys):
 
 def test_bad_data_argument(tmp_path, capsys):
     model_path = save_face_model_data(make_sphere_model(), tmp_path / "s.npz")
-    from engine.face_model import load_face_model
-    from engine.network import build_network, save_weights
+    from msma_engine.face_model import load_face_model
+    from msma_engine.network import build_network, save_weights
 
     lay = load_face_model(model_path).layout
     save_weights(tmp_path / "w.pt", build_network("msma_light", lay.n_id, lay.n_exp, lay.n_tex))

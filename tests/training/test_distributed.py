@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sphere_model import make_sphere_model
-from engine.model_file import save_face_model_data
+from msma_engine.model_file import save_face_model_data
 
 ROOT = Path(__file__).resolve().parents[2]
 

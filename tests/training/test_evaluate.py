@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sphere_model import make_sphere_model
-from engine.face_model import DEFAULT_MODEL_PATH, FaceModel
+from msma_engine.face_model import DEFAULT_MODEL_PATH, FaceModel
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces
 from training.evaluate import EvalResult, evaluate_photos, evaluate_synthetic, markdown_table, skin_hull_mask
@@ -82,7 +82,7 @@ def test_skin_hull_mask_cuts_eyes_and_mouth():
 def test_photo_evaluation_on_astronaut():
     from skimage.data import astronaut
 
-    from engine.face_model import load_face_model
+    from msma_engine.face_model import load_face_model
 
     head = load_face_model()
     res = evaluate_photos(Zeros(head.layout.total), head, [("astronaut", astronaut()),

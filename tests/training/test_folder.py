@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.face_model import DEFAULT_MODEL_PATH
+from msma_engine.face_model import DEFAULT_MODEL_PATH
 from training.data.folder import FaceFolder, preprocess_folder
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason=f"{DEFAULT_MODEL_PATH} not built")

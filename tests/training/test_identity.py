@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from engine.errors import BackendUnavailableError, WeightsError
+from msma_engine.errors import BackendUnavailableError, WeightsError
 from training.identity import ARCFACE_ENV, IdentityEmbedder, iresnet50, load_identity_embedder
 from training.losses import perceptual_loss
 

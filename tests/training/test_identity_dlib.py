@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.errors import BackendUnavailableError, WeightsError
+from msma_engine.errors import BackendUnavailableError, WeightsError
 from shared_data import PHOTOS
 from training import identity_dlib
 from training.identity import ARCFACE_ENV, IdentityEmbedder, iresnet50, load_identity_embedder
@@ -280,7 +280,7 @@ def _load(name: str) -> np.ndarray:
         import skimage.data
 
         return skimage.data.astronaut()
-    from engine.image_io import load_image
+    from msma_engine.image_io import load_image
 
     path = PHOTOS / f"{name}_official_portrait.jpg"
     if not path.exists():
@@ -290,9 +290,9 @@ def _load(name: str) -> np.ndarray:
 
 def _aligned_crop(pixels: np.ndarray) -> np.ndarray:
     """The trainer's 224 crop: the engine's detection, landmarks and Deep3DFaceRecon alignment."""
-    from engine.align import align_crop, template_from_landmarks68
-    from engine.detect import detect_faces, five_from_68, landmarks68, pick_face
-    from engine.face_model import load_face_model
+    from msma_engine.align import align_crop, template_from_landmarks68
+    from msma_engine.detect import detect_faces, five_from_68, landmarks68, pick_face
+    from msma_engine.face_model import load_face_model
 
     model = load_face_model(None)
     template = template_from_landmarks68(model.mean_shape[model.landmark_indices].double().numpy())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.errors import ShapeError
+from msma_engine.errors import ShapeError
 from training.losses import (
     LossWeights,
     coefficient_loss,

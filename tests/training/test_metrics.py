@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import ShapeError
-from engine.geometry import euler_to_rotation
+from msma_engine.errors import ShapeError
+from msma_engine.geometry import euler_to_rotation
 from training.metrics import (
     aligned_vertex_error_mm,
     icp_similarity,

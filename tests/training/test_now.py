@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.face_model import DEFAULT_MODEL_PATH, load_face_model
+from msma_engine.face_model import DEFAULT_MODEL_PATH, load_face_model
 from training.__main__ import main
 from training.metrics import vertex_normals_np
 from training.now import (
@@ -256,7 +256,7 @@ def test_choose_detection_prefers_the_box():
     import cv2
     from skimage.data import astronaut
 
-    from engine.detect import detect_faces
+    from msma_engine.detect import detect_faces
 
     a = astronaut()
     pad = np.full((512, 256, 3), 255, np.uint8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.face_model import DEFAULT_MODEL_PATH, FaceModel, load_face_model
+from msma_engine.face_model import DEFAULT_MODEL_PATH, FaceModel, load_face_model
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces, sample_coefficients
 

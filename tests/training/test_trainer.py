@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sphere_model import make_sphere_model
-from engine.face_model import FaceModel
+from msma_engine.face_model import FaceModel
 from training.config import config_from_dict
 from training.data.synthetic import SyntheticFaces
 from training.trainer import StepSampler, Trainer
@@ -74,7 +74,7 @@ def test_twenty_steps_lower_the_loss_and_resume_exactly(sphere, tmp_path):
         assert torch.allclose(p.float(), q.float(), atol=1e-6)
 
     weights = resumed.export_weights(tmp_path / "w.pt")
-    from engine.network import load_weights
+    from msma_engine.network import load_weights
 
     net = load_weights(weights, "msma_light", *sphere.layout.sizes[:3])
     assert net.meta["steps"] == 20 and net.meta["input_size"] == 32

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engine.errors import MSMAError
+from msma_engine.errors import MSMAError
 
 __all__ = ["preprocess_folder", "FaceFolder", "default_cache", "CACHE_VERSION"]
 
@@ -39,8 +39,8 @@ def default_cache(folder: str | Path) -> Path:
 
 
 def _template(model_path: str | None) -> np.ndarray:
-    from engine.align import template_from_landmarks68
-    from engine.face_model import load_face_model
+    from msma_engine.align import template_from_landmarks68
+    from msma_engine.face_model import load_face_model
 
     model = load_face_model(model_path)
     return template_from_landmarks68(model.mean_shape[model.landmark_indices].numpy())
@@ -67,7 +67,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
         folder: photos (searched recursively for common image suffixes).
         cache: cache folder; None = :func:`default_cache`.
         model_path: face model whose mean landmarks give the alignment template (None = shipped head).
-        detector, landmarker: :mod:`engine.detect` backends.
+        detector, landmarker: :mod:`msma_engine.detect` backends.
         template: ``(5, 3)`` alignment template instead of the model's.
         progress: show a tqdm progress bar.
 
@@ -76,9 +76,9 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
     """
     from tqdm import tqdm
 
-    from engine.align import align_crop
-    from engine.detect import detect_faces, five_from_68, landmarks68, pick_face
-    from engine.image_io import load_image
+    from msma_engine.align import align_crop
+    from msma_engine.detect import detect_faces, five_from_68, landmarks68, pick_face
+    from msma_engine.image_io import load_image
     from training.evaluate import skin_hull_mask
 
     folder = Path(folder)

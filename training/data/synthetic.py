@@ -3,12 +3,12 @@
 Each sample draws identity (N(0, σ²)), sparse ARKit-style expression weights in the
 model's expression ranges, albedo, SH lighting, head pose (yaw up to ±90°, pitch ±30°,
 roll ±20° by default) and a small translation / scale jitter, renders the face with
-:mod:`engine.render` through the project camera, composites it over a random background,
+:mod:`msma_engine.render` through the project camera, composites it over a random background,
 adds occluders (hand-like blobs, glasses-like frames, hair-like strokes) and image
 augmentations (colour, blur, noise, JPEG).
 
 Crops look like Deep3DFaceRecon's aligned crops because the project camera *is* that crop:
-its alignment (engine/align.py) puts the template origin at the crop centre at 102 px per
+its alignment (msma_engine/align.py) puts the template origin at the crop centre at 102 px per
 decimetre, and the model origin at zero translation projects to the centre at
 1015 px / 10 dm, so only a small translation and depth jitter is added.
 
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engine.face_model import FaceModel
-from engine.render import RenderContext, interpolate, render_mesh
+from msma_engine.face_model import FaceModel
+from msma_engine.render import RenderContext, interpolate, render_mesh
 from training.config import SyntheticConfig
 
 __all__ = ["SyntheticSample", "SyntheticFaces", "sample_coefficients"]

@@ -1,0 +1,430 @@
+"""Texture baking: unwrap the photo into the face model's UV layout as albedo.
+
+For every texel the fitted surface point is found by rasterizing the UV layout
+(:func:`~msma_engine.render.rasterize_uv`) and interpolating the posed vertices over it. The
+point is projected into the photo at full resolution (through the model camera on the 224
+crop, then the crop's inverse affine map), kept where it is visible (depth test against a
+rendered depth buffer), facing the camera and inside the model's face region (scalp, neck
+and ears show hair, background or clothes too often), sampled bilinearly, and divided by
+the fitted SH irradiance to give albedo.
+
+What the photo cannot show is filled in two steps: from the mirrored surface point
+(``x → −x``, a nearest-vertex mirror map on the mean shape; used where the mirror point is
+itself visible), then from the model's albedo, colour-matched to the visible skin. The
+blend weights fall off with the facing angle and with the texel distance to the
+visibility edge, so seams are feathered rather than cut. Texels outside every UV
+triangle take the colour of the nearest covered texel (edge padding, so filtering at
+island borders stays on-colour).
+
+Colours stay in the photo's (sRGB-encoded) space, as in the fitting's photometric loss;
+the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from msma_engine.align import CropTransform
+from msma_engine.errors import ShapeError
+from msma_engine.face_model import FaceModel
+from msma_engine.render import RenderContext, rasterize_uv, render_mesh
+from msma_engine.shading import sh_irradiance
+
+__all__ = ["BakeSettings", "BakeOutput", "TextureBaker", "mirror_vertex_map"]
+
+logger = logging.getLogger(__name__)
+
+MIN_TEXTURE_SIZE, MAX_TEXTURE_SIZE = 64, 4096
+
+
+@dataclass(frozen=True)
+class BakeSettings:
+    """Knobs of :class:`TextureBaker`.
+
+    Attributes:
+        facing_min, facing_full: cosine between normal and view direction where the photo's
+            weight starts to rise from 0 and where it reaches 1.
+        depth_tolerance: metres a texel may lie behind the rendered depth and still count
+            as visible.
+        feather: texels over which weights ramp up from a visibility edge, at 1024²
+            (scaled with the texture size).
+        min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
+        match_radius: Gaussian sigma, texels at 1024², of the local colour match of the
+            model-albedo fill to the photo skin.
+        match_falloff: texels at 1024² over which the local match fades (1/e) away from
+            the photo skin.
+    """
+
+    facing_min: float = 0.15
+    facing_full: float = 0.45
+    depth_tolerance: float = 0.004
+    feather: float = 12.0
+    min_irradiance: float = 0.15
+    match_radius: float = 16.0
+    match_falloff: float = 64.0
+
+
+@dataclass
+class BakeOutput:
+    """Result of :meth:`TextureBaker.bake`.
+
+    Attributes:
+        texture: ``(S, S, 3)`` uint8 albedo, row 0 at the top.
+        coverage: fraction of the UV-covered texels taken from the photo directly.
+        mirrored: fraction filled from the mirrored side.
+        seam: colour step where the photo-derived skin meets the model-albedo fill, 8-bit
+            units (mean over the boundary of the local median colour difference between fill
+            texels next to the photo region and their nearest pure-photo skin texels; NaN when
+            either side is empty).
+        timings: seconds per step.
+    """
+
+    texture: np.ndarray
+    coverage: float
+    mirrored: float
+    seam: float = float("nan")
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def mirror_vertex_map(vertices: np.ndarray) -> np.ndarray:
+    """Index of each vertex's left-right counterpart: the nearest vertex to ``(−x, y, z)``.
+
+    Args:
+        vertices: ``(V, 3)`` a symmetric-ish shape in the model frame (e.g. the mean shape).
+
+    Returns:
+        ``(V,)`` int64.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ShapeError(f"vertices must be (V, 3), got {v.shape}")
+    return cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
+
+
+def _sample_points(image: np.ndarray, points: np.ndarray, interpolation: int, border: float) -> np.ndarray:
+    """Sample ``image`` ``(H, W[, C])`` at continuous pixel ``points`` ``(N, 2)`` → ``(N[, C])``.
+
+    ``cv2.remap`` puts pixel centres on integers (ours are at +0.5) and limits maps to
+    32767 rows, so the points are laid out in rows of 1024.
+    """
+    n = points.shape[0]
+    rows = -(-n // 1024)
+    pad = np.zeros((rows * 1024, 2), np.float32)
+    pad[:n] = points - 0.5
+    mx, my = pad[:, 0].reshape(rows, 1024), pad[:, 1].reshape(rows, 1024)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    out = cv2.remap(image, mx, my, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=(border,) * channels)
+    return out.reshape(rows * 1024, *image.shape[2:])[:n]
+
+
+def _fill_from_nearest(tex: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Give every uncovered texel the colour of the nearest covered one (edge padding).
+
+    Keeps bilinear filtering and mipmaps on-colour at UV island borders.
+    """
+    if covered.all() or not covered.any():
+        return tex
+    _, nearest = _nearest_marked(covered)
+    return tex.reshape(-1, 3)[nearest].reshape(tex.shape)
+
+
+def _nearest_marked(marked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every texel of a ``(H, W)`` bool mask: distance to and flat index of the nearest marked texel.
+
+    Returns:
+        ``(H*W,)`` float32 distances in texels (0 on marked texels) and ``(H*W,)`` int64 flat indices.
+    """
+    # Label = the nearest zero pixel of the source; the marked texels are the zeros.
+    dist, labels = cv2.distanceTransformWithLabels((~marked).astype(np.uint8), cv2.DIST_L2, 3,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    labels = labels.reshape(-1)
+    marked_idx = np.flatnonzero(marked.reshape(-1))
+    lut = np.zeros(int(labels.max()) + 1, np.int64)
+    lut[labels[marked_idx]] = marked_idx
+    return dist.reshape(-1), lut[labels]
+
+
+def _skin_statistics_texels(albedo: np.ndarray, weight: np.ndarray, skin: np.ndarray,
+                            min_weight: float = 0.9, spread: float = 2.5) -> np.ndarray:
+    """Texels whose photo albedo is plain skin: photo weight, on the skin mask, not an outlier.
+
+    The skin mask still takes in brows, lashes, lips and (on the forehead) hair, and the
+    photo adds highlights and shadows; those are cut as outliers in log colour: a texel is
+    kept when every channel lies within ``spread`` robust standard deviations (1.4826 MAD)
+    of the median.
+
+    Args:
+        albedo: ``(N, 3)`` photo albedo.
+        weight: ``(N,)`` photo weight.
+        skin: ``(N,)`` bool skin mask.
+        min_weight: least photo weight of a texel kept.
+        spread: outlier bound in robust standard deviations.
+
+    Returns:
+        ``(N,)`` bool.
+    """
+    keep = skin & (weight > min_weight) & (albedo.min(-1) > 1e-3)
+    if keep.sum() < 20:
+        return keep
+    log = np.log(np.maximum(albedo[keep], 1e-3))
+    med = np.median(log, axis=0)
+    sigma = 1.4826 * np.median(np.abs(log - med), axis=0) + 1e-3
+    ok = (np.abs(log - med) <= spread * sigma).all(-1)
+    out = np.zeros_like(keep)
+    out[np.flatnonzero(keep)[ok]] = True
+    return out
+
+@dataclass
+class _UVLayout:
+    """Per-texture-size constants: which texels are covered, by which triangle, where."""
+
+    covered: torch.Tensor  # (S, S) bool
+    index: torch.Tensor  # (N,) flat texel index of covered texels
+    tri: torch.Tensor  # (N,) triangle id
+    bary: torch.Tensor  # (N, 3)
+    skin: torch.Tensor  # (N,) interpolated skin mask
+    face: torch.Tensor  # (N,) interpolated face-region mask
+
+
+class TextureBaker:
+    """Bakes photo albedo textures for one face model; caches the UV rasterization per size.
+
+    Args:
+        model: the face model.
+        settings: :class:`BakeSettings`.
+        ctx: render context.
+    """
+
+    def __init__(self, model: FaceModel, settings: BakeSettings | None = None, ctx: RenderContext | None = None):
+        self.model = model
+        self.settings = settings or BakeSettings()
+        self.ctx = ctx or RenderContext("torch")
+        self.mirror = torch.as_tensor(mirror_vertex_map(model.mean_shape.cpu().numpy()), device=model.mean_shape.device)
+        self._layouts: dict[int, _UVLayout] = {}
+
+    def _layout(self, size: int) -> _UVLayout:
+        if size not in self._layouts:
+            m = self.model
+            frags = rasterize_uv(self.ctx, m.uv_coords, m.uv_triangles, (size, size))
+            covered = frags.triangle_id[0] >= 0
+            index = torch.nonzero(covered.reshape(-1))[:, 0]
+            tri = frags.triangle_id[0].reshape(-1)[index]
+            bary = frags.barycentrics[0].reshape(-1, 3)[index].detach()
+            skin = (m.skin_mask[m.triangles[tri]] * bary).sum(-1)
+            face = (m.face_region.float()[m.triangles[tri]] * bary).sum(-1)
+            self._layouts[size] = _UVLayout(covered, index, tri, bary, skin, face)
+        return self._layouts[size]
+
+    def _interp(self, lay: _UVLayout, attr: torch.Tensor, tri_vertices: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-texel value ``(N, C)`` of per-vertex ``attr`` ``(V, C)``."""
+        tv = self.model.triangles[lay.tri] if tri_vertices is None else tri_vertices
+        return torch.einsum("nkc,nk->nc", attr[tv], lay.bary)
+
+    @torch.no_grad()
+    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024) -> BakeOutput:
+        """Bake the albedo texture of the face ``coeffs`` describes in ``photo``.
+
+        Args:
+            coeffs: ``(1, C)`` fitted coefficients (pose on the 224 crop of ``crop``).
+            photo: ``(H, W, 3)`` uint8 RGB at full resolution.
+            crop: the photo → crop transform the coefficients were fitted on.
+            size: texture side, 64-4096 (512-2048 is the useful range).
+
+        Returns:
+            :class:`BakeOutput`.
+        """
+        if not MIN_TEXTURE_SIZE <= int(size) <= MAX_TEXTURE_SIZE:
+            raise ValueError(f"texture size must be within {MIN_TEXTURE_SIZE}-{MAX_TEXTURE_SIZE}, got {size}")
+        img = np.asarray(photo)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ShapeError(f"photo must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
+        st, m = self.settings, self.model
+        size = int(size)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        lay = self._layout(size)
+        timings["bake_uv"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        out = m(coeffs)
+        verts, normals = out.vertices[0], out.normals[0]
+        gamma = m.layout.split(coeffs).gamma
+        # Depth buffer on the crop camera, at about the photo's resolution of the face (capped).
+        k = float(np.clip(1.0 / crop.scale, 1.0, 1.5))
+        cam = m.camera.scaled(k)
+        depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
+                                colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
+        timings["bake_depth"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        photo_f = img.astype(np.float32) / 255.0
+
+        # Outside the face region (scalp, neck, ears) the photo shows hair, background or
+        # clothes as often as skin: those texels come from the model albedo, so only the
+        # face texels are sampled at all.
+        sel = torch.nonzero(lay.face > 0.5)[:, 0]
+        bary = lay.bary[sel]
+
+        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+            """Photo albedo ``(n, 3)`` and weight ``(n,)`` at the selected texels' surface points."""
+            p = torch.einsum("nkc,nk->nc", verts[tri_vertices], bary)
+            n = torch.einsum("nkc,nk->nc", normals[tri_vertices], bary)
+            n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            view = torch.tensor([0.0, 0.0, cam.distance], device=p.device) - p
+            facing = (n * view).sum(-1) / view.norm(dim=-1).clamp_min(1e-12)
+            w = ((facing - st.facing_min) / (st.facing_full - st.facing_min)).clamp(0.0, 1.0)
+            z = cam.depth(p)
+            q = cam.project(p).cpu().numpy()  # crop pixels at scale k
+            # Depth test against the nearest depth-buffer pixel.
+            zbuf = _sample_points(depth_map, q, cv2.INTER_NEAREST, 0.0)
+            visible = (zbuf > 0) & (z.cpu().numpy() <= zbuf + st.depth_tolerance)
+            xy = crop.inverse(q / k)  # photo pixels
+            colour = _sample_points(photo_f, xy, cv2.INTER_LINEAR, -1.0)
+            inside = colour.min(-1) >= 0.0
+            irr = sh_irradiance(n[None], gamma)[0].clamp_min(st.min_irradiance).cpu().numpy()
+            weight = w.cpu().numpy() * visible * inside
+            return np.clip(colour, 0.0, None) / irr, weight
+
+        n_tex = lay.index.shape[0]
+        sel_np = sel.cpu().numpy()
+        direct, w_direct = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        mirrored, w_mirror = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        tri_v = m.triangles[lay.tri[sel]]
+        direct[sel_np], w_direct[sel_np] = sample(tri_v)
+        mirrored[sel_np], w_mirror[sel_np] = sample(self.mirror[tri_v])
+        timings["bake_sample"] = time.perf_counter() - t2
+
+        t3 = time.perf_counter()
+        w_direct = self._feather(lay, w_direct, size)
+        w_mirror = self._feather(lay, w_mirror, size)
+        prior = self._model_albedo(lay, out, coeffs, size)
+        skin = lay.skin.cpu().numpy() > 0.5
+        stats = _skin_statistics_texels(direct, w_direct, skin)
+        if stats.sum() >= 20:
+            # The local match also takes the feather ramp's texels: they are the photo colour
+            # that meets the fill.
+            edge = _skin_statistics_texels(direct, w_direct, skin, min_weight=0.3)
+            prior = prior * self._colour_match(lay, direct, prior, stats, edge, size)
+        else:
+            logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
+        fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
+        albedo = w_direct[:, None] * direct + (1.0 - w_direct[:, None]) * fill
+        albedo = np.clip(albedo, 0.0, 1.0)
+
+        tex = np.zeros((size * size, 3), np.float32)
+        tex[lay.index.cpu().numpy()] = albedo
+        tex = _fill_from_nearest(tex.reshape(size, size, 3), lay.covered.cpu().numpy())
+        texture = (tex * 255.0 + 0.5).astype(np.uint8)
+        timings["bake_fill"] = time.perf_counter() - t3
+        timings["bake"] = time.perf_counter() - t0
+        n = max(len(w_direct), 1)
+        return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
+                          mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
+                          seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror),
+                                          _skin_statistics_texels(direct, w_direct, skin),
+                                          # The skin mask covers the face region only; scalp, neck and
+                                          # ears are filled skin too.
+                                          skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+
+    def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
+                      local_stats: np.ndarray, size: int) -> np.ndarray:
+        """Per-texel gain ``(N, 3)`` that brings the model albedo to the photo skin's colour.
+
+        A global gain (median log ratio photo/model over the ``stats`` texels) times a local
+        one: the residual log ratio, smoothed over the ``local_stats`` texels (normalised
+        Gaussian convolution), carried out from the nearest of them and faded to 1 over
+        ``match_falloff`` texels. Next to the face the fill then continues the photo skin's
+        local colour (shading residue, redness, tan lines) instead of stepping to a
+        face-wide average; far from it the global match holds.
+        """
+        st = self.settings
+        def log_ratio_at(sel: np.ndarray) -> np.ndarray:
+            return np.log(np.maximum(direct[sel], 1e-3)) - np.log(np.maximum(prior[sel], 1e-3))
+
+        glob = np.median(log_ratio_at(stats), axis=0)
+        stats = local_stats
+        log_ratio = log_ratio_at(stats)
+        idx = lay.index.cpu().numpy()
+        scale = size / 1024
+        num = np.zeros((size * size, 3), np.float32)
+        den = np.zeros(size * size, np.float32)
+        num[idx[stats]] = log_ratio - glob
+        den[idx[stats]] = 1.0
+        sigma = st.match_radius * scale
+        num = cv2.GaussianBlur(num.reshape(size, size, 3), (0, 0), sigma).reshape(-1, 3)
+        den = cv2.GaussianBlur(den.reshape(size, size), (0, 0), sigma).reshape(-1)
+        ref = np.zeros(size * size, bool)
+        ref[idx[stats]] = True
+        local = np.zeros((size * size, 3), np.float32)
+        local[ref] = num[ref] / np.maximum(den[ref], 1e-6)[:, None]
+        # Carry the skin texels' local residual outwards (nearest skin texel), fade it with the
+        # distance, and smooth the Voronoi cells this leaves.
+        dist, nearest = _nearest_marked(ref.reshape(size, size))
+        fade = np.exp(-dist / (st.match_falloff * scale))[:, None]
+        field = (local[nearest] * fade).reshape(size, size, 3)
+        field = cv2.GaussianBlur(field, (0, 0), sigma).reshape(-1, 3)[idx]
+        field[stats] = local[idx[stats]]
+        return np.exp(np.clip(glob + field, np.log(0.25), np.log(4.0))).astype(np.float32)
+
+    def _seam(self, lay: _UVLayout, texture: np.ndarray, photo_weight: np.ndarray, reference: np.ndarray,
+              fill_region: np.ndarray, size: int) -> float:
+        """Colour step across the photo/fill transition, 8-bit units.
+
+        Each ``fill_region`` texel of pure fill (photo weight 0) within ``band`` texels of the photo
+        region is paired with the nearest ``reference`` texel (plain photo skin, across the
+        feather ramp; hair and brows at the face edge are no seam). Per block of 32² texels (at 1024²) along the boundary the
+        per-channel median of the pairs' colour differences is the local step (the median
+        cancels the photo's skin detail, not a step); the result is the mean step length.
+        """
+        idx = lay.index.cpu().numpy()
+        band = max(2.0, 4.0 * size / 1024)
+        full = np.zeros(size * size, bool)
+        full[idx] = reference
+        some = np.zeros(size * size, np.uint8)
+        some[idx] = photo_weight > 0.0
+        if not full.any():
+            return float("nan")
+        # Distance of each texel to the photo region (any weight), and its nearest pure-photo texel.
+        d_photo = cv2.distanceTransform((1 - some).reshape(size, size), cv2.DIST_L2, 3).reshape(-1)
+        _, nearest = _nearest_marked(full.reshape(size, size))
+        fill = np.zeros(size * size, bool)
+        fill[idx] = (photo_weight <= 0.0) & fill_region
+        fill &= (d_photo > 0) & (d_photo <= band)
+        if not fill.any():
+            return float("nan")
+        fill_idx = np.flatnonzero(fill)
+        tex = texture.reshape(-1, 3).astype(np.float32)
+        diff = tex[fill_idx] - tex[nearest[fill_idx]]
+        # Median step per block of the boundary (a step may change sign along it), then the
+        # mean of the blocks' step lengths.
+        block = max(8, size // 32)
+        key = (fill_idx // size) // block * size + (fill_idx % size) // block
+        order = np.argsort(key, kind="stable")
+        _, starts = np.unique(key[order], return_index=True)
+        steps = [np.linalg.norm(np.median(d, axis=0)) for d in np.split(diff[order], starts[1:])]
+        return float(np.mean(steps))
+
+    def _feather(self, lay: _UVLayout, weight: np.ndarray, size: int) -> np.ndarray:
+        """Multiply ``weight`` by a ramp over the texel distance to the nearest unusable texel."""
+        # Texels outside the UV islands count as usable: island borders are not visibility edges.
+        img = np.ones(size * size, np.uint8)
+        img[lay.index.cpu().numpy()] = (weight > 0.05).astype(np.uint8)
+        dist = cv2.distanceTransform(img.reshape(size, size), cv2.DIST_L2, 3).reshape(-1)
+        ramp = np.clip(dist[lay.index.cpu().numpy()] / (self.settings.feather * size / 1024), 0.0, 1.0)
+        return weight * ramp
+
+    def _model_albedo(self, lay: _UVLayout, out, coeffs: torch.Tensor, size: int) -> np.ndarray:
+        """The model's albedo for ``coeffs`` at the covered texels, ``(N, 3)``."""
+        m = self.model
+        if m.albedo_space == "uv":
+            alb = out.albedo[0].permute(2, 0, 1)[None]
+            alb = torch.nn.functional.interpolate(alb, size=(size, size), mode="bilinear", align_corners=False)
+            return alb[0].permute(1, 2, 0).reshape(-1, 3)[lay.index].cpu().numpy()
+        return self._interp(lay, out.vertex_albedo[0]).cpu().numpy()

@@ -1,0 +1,402 @@
+"""Eyeballs for a reconstructed head: two rigid UV spheres seated in the eye sockets.
+
+The default head keeps MakeHuman's eye-socket geometry (a closed cup behind each eyelid
+opening, its own UV island) but not the eyeball helper, so a bare reconstruction stares
+with empty sockets. :func:`eyeballs_for` places one sphere per socket of a given neutral
+shape:
+
+* the **rim** of a socket is the loop of vertices shared by the head UV island and the
+  socket's UV island (the eyelid margin); sockets are found once per model as the UV
+  islands whose vertices lie around the eye landmarks (36-41 subject's right, 42-47 left);
+* the sphere's centre is the rim centroid in x/y, pushed back along −z until the sphere
+  sits :data:`GAP` behind every head-island vertex in front of it (eyelid margin and lid
+  skin), so the cornea fills the eyelid opening without poking through the lids;
+* radius :data:`EYE_RADIUS` (12 mm, an adult human eyeball), shrunk if the socket rim is
+  narrower than the eyeball so small heads keep their eyes inside.
+
+All geometry is in metres in the model frame (+x subject's left, +y up, +z out of the
+face). Eyeballs are rigid: expressions do not move them; they follow the head pose.
+The sphere's poles are on the z axis: the front pole (+z) is the centre of the cornea and
+of the texture; UVs are a Lambert azimuthal map of the sphere around the front pole, so
+the iris and pupil are concentric discs in the middle of the texture.
+
+Models without eye-socket islands (e.g. BFM09, whose eye region is a closed surface)
+get no eyeballs (:func:`eyeballs_for` returns None).
+
+Example:
+    >>> eyes = eyeballs_for(model, result.vertices_neutral)  # doctest: +SKIP
+    >>> eyes.left.vertices.shape, eyes.texture.shape  # doctest: +SKIP
+    ((362, 3), (512, 512, 3))
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from msma_engine.errors import ShapeError
+
+__all__ = ["EYE_RADIUS", "GAP", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets", "eyeballs_for",
+           "uv_sphere", "eye_texture", "iris_color_from_albedo", "DEFAULT_IRIS_COLOR"]
+
+logger = logging.getLogger(__name__)
+
+EYE_RADIUS = 0.012  # metres: adult human eyeball (~24 mm across).
+GAP = 0.0005  # metres: clearance between the eyeball and the eyelid skin in front of it.
+IRIS_HALF_ANGLE = np.arcsin(6.0 / 12.0)  # iris ~12 mm across on a 24 mm eyeball.
+PUPIL_HALF_ANGLE = np.arcsin(2.0 / 12.0)
+DEFAULT_IRIS_COLOR = (104, 84, 62)  # sRGB: a neutral hazel-brown.
+
+# Eye landmarks (iBUG 68): subject's right eye first, then left.
+_EYE_LANDMARKS = {"R": slice(36, 42), "L": slice(42, 48)}
+
+
+@dataclass(frozen=True)
+class EyeSockets:
+    """The eye sockets of one face model (topology only, valid for every identity).
+
+    Attributes:
+        rim: ``{"L": (R,), "R": (R,)}`` vertex indices of the eyelid margin of each socket.
+        socket: ``{"L": (S,), "R": (S,)}`` vertex indices of each socket cup (rim included).
+        front: ``{"L": (K,), "R": (K,)}`` head-island vertices around each opening that the
+            eyeball must stay behind (eyelids and surrounding skin).
+    """
+
+    rim: dict[str, np.ndarray]
+    socket: dict[str, np.ndarray]
+    front: dict[str, np.ndarray]
+
+
+@dataclass
+class Eyeball:
+    """One eyeball.
+
+    Attributes:
+        side: ``"L"`` (subject's left, +x) or ``"R"``.
+        centre: ``(3,)`` metres, model frame.
+        radius: metres.
+        vertices: ``(N, 3)`` metres, model frame.
+        rim: ``(R,)`` model vertex indices of the eyelid margin it was seated on.
+        front: ``(K,)`` model vertex indices of the skin it stays behind.
+    """
+
+    side: str
+    centre: np.ndarray
+    radius: float
+    vertices: np.ndarray
+    rim: np.ndarray
+    front: np.ndarray
+
+
+@dataclass
+class Eyeballs:
+    """The pair of eyeballs of one face; both share the sphere topology, UVs and texture.
+
+    Attributes:
+        left: the subject's left eye (+x), Blender's ``.L``.
+        right: the subject's right eye (−x), Blender's ``.R``.
+        triangles: ``(F, 3)`` vertex indices, counter-clockwise outward.
+        uv_coords: ``(T, 2)`` UVs, origin bottom-left; ``uv_triangles`` ``(F, 3)`` index them.
+        uv_triangles: ``(F, 3)``.
+        texture: ``(H, W, 3)`` uint8 sRGB albedo, row 0 at the top, cornea in the middle.
+        iris_color: ``(3,)`` uint8 sRGB iris colour used in the texture.
+        wanted_radius: the radius asked for, metres (before fitting it to the rims).
+    """
+
+    left: Eyeball
+    right: Eyeball
+    triangles: np.ndarray
+    uv_coords: np.ndarray
+    uv_triangles: np.ndarray
+    texture: np.ndarray
+    iris_color: np.ndarray
+    wanted_radius: float = EYE_RADIUS
+
+    def __iter__(self):
+        """Left then right."""
+        return iter((self.left, self.right))
+
+    def reseated(self, vertices_neutral: np.ndarray) -> "Eyeballs":
+        """The same eyeballs seated on another identity of the same model (no model needed).
+
+        Args:
+            vertices_neutral: ``(V, 3)`` metres, model frame.
+
+        Returns:
+            A new :class:`Eyeballs` sharing topology, UVs and texture.
+        """
+        verts = np.asarray(vertices_neutral, dtype=np.float64)
+        n_max = int(max(e.rim.max() for e in self)) if len(self.left.rim) else -1
+        if verts.ndim != 2 or verts.shape[1] != 3 or verts.shape[0] <= n_max:
+            raise ShapeError(f"vertices_neutral must be (V, 3) with V > {n_max}, got {verts.shape}")
+        moved = []
+        for e in self:
+            unit = (e.vertices - e.centre) / e.radius
+            centre, r = _seat(verts, e.rim, e.front, self.wanted_radius)
+            moved.append(Eyeball(e.side, centre, r, centre + r * unit, e.rim, e.front))
+        return Eyeballs(left=moved[0], right=moved[1], triangles=self.triangles, uv_coords=self.uv_coords,
+                        uv_triangles=self.uv_triangles, texture=self.texture, iris_color=self.iris_color,
+                        wanted_radius=self.wanted_radius)
+
+
+def _np(a) -> np.ndarray:
+    """A NumPy copy of a NumPy array or a torch tensor."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+_SOCKET_CACHE: "weakref.WeakKeyDictionary[object, EyeSockets | None]" = weakref.WeakKeyDictionary()
+
+
+def find_eye_sockets(model) -> EyeSockets | None:
+    """Locate the eye sockets of a face model (cached per model object).
+
+    Args:
+        model: a :class:`~msma_engine.face_model.FaceModel` (or anything with ``mean_shape``,
+            ``triangles``, ``uv_triangles`` and ``landmark_indices``).
+
+    Returns:
+        The sockets, or None when the model has no separate eye-socket UV islands.
+    """
+    try:
+        return _SOCKET_CACHE[model]
+    except (KeyError, TypeError):
+        pass
+    sockets = _find_sockets(_np(model.mean_shape).astype(np.float64), _np(model.triangles).astype(np.int64),
+                            _np(model.uv_triangles).astype(np.int64), _np(model.landmark_indices).astype(np.int64))
+    try:
+        _SOCKET_CACHE[model] = sockets
+    except TypeError:  # not weak-referenceable: just recompute next time (milliseconds).
+        pass
+    return sockets
+
+
+def _find_sockets(verts: np.ndarray, tris: np.ndarray, uv_tris: np.ndarray, lm_idx: np.ndarray) -> EyeSockets | None:
+    # SciPy is imported here so that msma_engine.result (which names Eyeballs) stays NumPy-only.
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    n_uv = int(uv_tris.max()) + 1
+    rows = uv_tris.reshape(-1)
+    cols = np.roll(uv_tris, 1, axis=1).reshape(-1)
+    adj = sp.coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n_uv, n_uv))
+    _, uv_label = connected_components(adj, directed=False)
+    face_island = uv_label[uv_tris[:, 0]]
+    sizes = np.bincount(face_island)
+    head = int(np.argmax(sizes))
+    head_verts = np.unique(tris[face_island == head])
+    rim, socket, front = {}, {}, {}
+    for side, sl in _EYE_LANDMARKS.items():
+        eye_c = verts[lm_idx[sl]].mean(axis=0)
+        best = None
+        for island in range(len(sizes)):
+            if island == head:
+                continue
+            vs = np.unique(tris[face_island == island])
+            # The socket island surrounds the eye landmarks in x/y (within half an eye width).
+            d = np.linalg.norm(verts[vs, :2].mean(axis=0) - eye_c[:2])
+            if d < 0.01 and (best is None or d < best[0]):
+                best = (d, vs)
+        if best is None:
+            return None
+        vs = best[1]
+        r = np.intersect1d(vs, head_verts)
+        if len(r) < 3:
+            return None
+        rim[side], socket[side] = r, vs
+        # Head skin that can sit in front of the eyeball: within 20 mm of the rim centre in
+        # x/y and in front of the socket's deepest point (excludes the back of the head).
+        rc = verts[r].mean(axis=0)
+        hv = head_verts[(np.linalg.norm(verts[head_verts, :2] - rc[:2], axis=1) < 0.02)
+                        & (verts[head_verts, 2] > verts[vs, 2].min())]
+        front[side] = hv
+    return EyeSockets(rim=rim, socket=socket, front=front)
+
+
+def uv_sphere(segments: int = 24, rings: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A unit UV sphere with its poles on the z axis and the front pole (+z) at the UV centre.
+
+    Args:
+        segments: divisions around the z axis.
+        rings: divisions from the front pole to the back pole.
+
+    Returns:
+        ``vertices`` ``(2 + (rings-1)·segments, 3)`` unit vectors, ``triangles`` ``(F, 3)``
+        CCW outward, ``uv_coords`` ``(T, 2)`` (Lambert azimuthal map around +z, origin
+        bottom-left, the back pole on the circle of radius 0.5), ``uv_triangles`` ``(F, 3)``.
+    """
+    if segments < 3 or rings < 2:
+        raise ShapeError(f"uv_sphere needs segments >= 3 and rings >= 2, got {segments} and {rings}")
+    theta = np.pi * np.arange(1, rings) / rings  # polar angle from +z of the inner rings
+    phi = 2 * np.pi * np.arange(segments) / segments
+    st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
+    ring_pts = np.stack([st * np.cos(phi), st * np.sin(phi), ct * np.ones_like(phi)], axis=-1).reshape(-1, 3)
+    verts = np.concatenate([[[0.0, 0.0, 1.0]], ring_pts, [[0.0, 0.0, -1.0]]])
+    front, back = 0, len(verts) - 1
+    ring = lambda i, j: 1 + i * segments + (j % segments)  # noqa: E731
+
+    # UVs: front pole, the ring vertices, then one back-pole UV per segment (mid-angle).
+    rho = 0.5 * np.sin(theta / 2)[:, None] * np.ones_like(phi)
+    ring_uv = np.stack([0.5 + rho * np.cos(phi), 0.5 + rho * np.sin(phi)], axis=-1).reshape(-1, 2)
+    phi_mid = phi + np.pi / segments
+    back_uv = np.stack([0.5 + 0.5 * np.cos(phi_mid), 0.5 + 0.5 * np.sin(phi_mid)], axis=-1)
+    uvs = np.concatenate([[[0.5, 0.5]], ring_uv, back_uv])
+    back_uv0 = 1 + len(ring_uv)
+
+    tris, uv_tris = [], []
+    for j in range(segments):
+        # Front cap: φ grows counter-clockwise seen from +z, so (pole, j, j+1) faces outward.
+        tris.append((front, ring(0, j), ring(0, j + 1)))
+        for i in range(rings - 2):
+            a, b, c, d = ring(i, j), ring(i + 1, j), ring(i + 1, j + 1), ring(i, j + 1)
+            tris += [(a, b, c), (a, c, d)]
+        tris.append((ring(rings - 2, j), back, ring(rings - 2, j + 1)))
+    tris = np.asarray(tris, dtype=np.int64)
+    # Ring vertices and the front pole use their vertex index as UV index; back-pole corners
+    # take the UV of their segment.
+    uv_tris = tris.copy()
+    back_faces = np.nonzero((tris == back).any(axis=1))[0]
+    seg = np.arange(segments)
+    uv_tris[back_faces, 1] = back_uv0 + seg
+    return verts, tris, uvs.astype(np.float64), uv_tris
+
+
+def eye_texture(iris_color=DEFAULT_IRIS_COLOR, size: int = 512) -> np.ndarray:
+    """A procedural eyeball albedo for :func:`uv_sphere`'s UV map.
+
+    White sclera, an iris disc (12 mm on a 24 mm eyeball) in ``iris_color`` with radial
+    fibres and a dark limbal ring, and a near-black pupil (4 mm).
+
+    Args:
+        iris_color: sRGB ``(3,)`` 0-255.
+        size: texture side in texels.
+
+    Returns:
+        ``(size, size, 3)`` uint8 sRGB, row 0 at the top.
+    """
+    c = (np.arange(size) + 0.5) / size
+    u, v = np.meshgrid(c, 1.0 - c)  # row 0 at the top is v = 1
+    du, dv = u - 0.5, v - 0.5
+    rho = np.clip(np.hypot(du, dv), 0.0, 0.5)
+    theta = 2.0 * np.arcsin(rho / 0.5)  # inverse of the Lambert map: ρ = 0.5·sin(θ/2)
+    phi = np.arctan2(dv, du)
+    iris = np.asarray(iris_color, dtype=np.float64) / 255.0
+    sclera = np.array([0.93, 0.91, 0.88])
+    # Sclera gets slightly pinker towards the back (blood vessels near the muscles).
+    back = np.clip((theta - IRIS_HALF_ANGLE) / np.pi, 0.0, 1.0)[..., None]
+    img = sclera * (1 - 0.25 * back) + np.array([0.85, 0.55, 0.5]) * 0.25 * back
+    t = np.clip((theta - PUPIL_HALF_ANGLE) / (IRIS_HALF_ANGLE - PUPIL_HALF_ANGLE), 0.0, 1.0)
+    fibres = 1.0 + 0.12 * np.sin(phi * 37.0) * np.sin(phi * 11.0 + 3.0 * t)
+    iris_img = iris[None, None] * fibres[..., None] * (0.8 + 0.35 * t[..., None])
+    limbus = np.clip((t - 0.85) / 0.15, 0.0, 1.0)[..., None]
+    iris_img = iris_img * (1 - 0.6 * limbus)
+    in_iris = (theta < IRIS_HALF_ANGLE)[..., None]
+    img = np.where(in_iris, iris_img, img)
+    img = np.where((theta < PUPIL_HALF_ANGLE)[..., None], np.array([0.03, 0.03, 0.035]), img)
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def iris_color_from_albedo(model, vertices_neutral: np.ndarray, albedo_texture: np.ndarray) -> np.ndarray | None:
+    """Estimate the iris colour from the baked albedo of the socket cups.
+
+    The photo's eyes are baked onto the socket cups seen through the eyelid openings; the
+    texels of socket vertices 2-5 mm from the eye axis (inside the iris, outside the
+    pupil, within the opening's height) give the iris colour (median over both eyes).
+
+    Args:
+        model: the face model (see :func:`find_eye_sockets`).
+        vertices_neutral: ``(V, 3)`` metres, model frame.
+        albedo_texture: ``(H, W, 3)`` uint8 sRGB, row 0 at the top.
+
+    Returns:
+        ``(3,)`` uint8 sRGB, or None without sockets or samples.
+    """
+    sockets = find_eye_sockets(model)
+    if sockets is None:
+        return None
+    verts = np.asarray(vertices_neutral, dtype=np.float64)
+    tex = np.asarray(albedo_texture)
+    if tex.ndim != 3 or tex.shape[2] != 3:
+        raise ShapeError(f"albedo_texture must be (H, W, 3), got {tex.shape}")
+    tris, uv_tris, uvs = (_np(model.triangles).astype(np.int64), _np(model.uv_triangles).astype(np.int64),
+                          _np(model.uv_coords).astype(np.float64))
+    h, w = tex.shape[:2]
+    samples = []
+    for side in ("L", "R"):
+        sock, rim = sockets.socket[side], sockets.rim[side]
+        centre = verts[rim].mean(axis=0)
+        half_height = 0.5 * np.ptp(verts[rim, 1])
+        d = verts[:, :2] - centre[:2]
+        r = np.linalg.norm(d, axis=1)
+        pick = np.zeros(len(verts), bool)
+        pick[sock] = True
+        pick &= (r > 0.002) & (r < 0.005) & (np.abs(d[:, 1]) < half_height)
+        pick[rim] = False
+        corners = pick[tris]
+        for k in range(3):
+            uv = uvs[uv_tris[corners[:, k], k]]
+            rows = np.clip(((1 - uv[:, 1]) * h).astype(int), 0, h - 1)
+            cols = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
+            samples.append(tex[rows, cols])
+    samples = np.concatenate(samples) if samples else np.zeros((0, 3))
+    if len(samples) < 4:
+        return None
+    return np.median(samples, axis=0).round().astype(np.uint8)
+
+
+def _seat(verts: np.ndarray, rim: np.ndarray, front: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
+    """Centre and radius of the eyeball behind one eyelid opening."""
+    rim_pts = verts[rim]
+    centre = rim_pts.mean(axis=0)
+    # An eyeball wider than the opening's width would show its edge around the lids.
+    radius = float(min(radius, 0.55 * np.ptp(rim_pts[:, 0])))
+    pts = verts[np.union1d(rim, front)]
+    d2 = np.sum((pts[:, :2] - centre[:2]) ** 2, axis=1)
+    over = d2 < radius ** 2
+    # Highest centre z with the sphere GAP behind every skin vertex above or below it.
+    cz = np.min(pts[over, 2] - GAP - np.sqrt(radius ** 2 - d2[over])) if over.any() else centre[2] - radius
+    return np.array([centre[0], centre[1], cz]), radius
+
+
+def eyeballs_for(model, vertices_neutral: np.ndarray, iris_color=None, *, segments: int = 24, rings: int = 16,
+                 texture_size: int = 512, radius: float = EYE_RADIUS) -> Eyeballs | None:
+    """Eyeballs seated in the sockets of one neutral shape.
+
+    Args:
+        model: the face model the shape comes from (sockets are found once per model).
+        vertices_neutral: ``(V, 3)`` identity shape without expression, metres, model frame.
+        iris_color: sRGB ``(3,)`` 0-255 for the iris, default :data:`DEFAULT_IRIS_COLOR`.
+        segments, rings: sphere resolution.
+        texture_size: side of the eye texture.
+        radius: wanted eyeball radius, metres.
+
+    Returns:
+        :class:`Eyeballs`, or None when the model has no eye sockets.
+
+    Raises:
+        ShapeError: ``vertices_neutral`` is not ``(V, 3)`` for this model.
+    """
+    verts = np.asarray(vertices_neutral, dtype=np.float64)
+    n = int(_np(model.mean_shape).shape[0])
+    if verts.shape != (n, 3):
+        raise ShapeError(f"vertices_neutral must be ({n}, 3) for this model, got {verts.shape}")
+    sockets = find_eye_sockets(model)
+    if sockets is None:
+        logger.info("face model %r has no eye-socket UV islands: no eyeballs", getattr(model, "name", "?"))
+        return None
+    unit, tris, uvs, uv_tris = uv_sphere(segments, rings)
+    eyes = {}
+    for side in ("L", "R"):
+        centre, r = _seat(verts, sockets.rim[side], sockets.front[side], radius)
+        eyes[side] = Eyeball(side=side, centre=centre, radius=r, vertices=centre + r * unit,
+                             rim=sockets.rim[side], front=sockets.front[side])
+    iris = np.asarray(DEFAULT_IRIS_COLOR if iris_color is None else iris_color, dtype=np.float64)
+    if iris.shape != (3,):
+        raise ShapeError(f"iris_color must be (3,) sRGB, got {iris.shape}")
+    iris = np.clip(iris, 0, 255).round().astype(np.uint8)
+    return Eyeballs(left=eyes["L"], right=eyes["R"], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
+                    texture=eye_texture(iris, texture_size), iris_color=iris, wanted_radius=float(radius))

@@ -1,0 +1,293 @@
+"""Photo → :class:`~msma_engine.result.FaceResult`: the engine's main pipeline.
+
+    load image → detect faces → pick face(s) → 68 landmarks → align to the 224 crop
+    (5-point template from the model's mean landmarks) → network regression (with weights)
+    or the mean face posed from the landmarks → test-time fitting → texture baking →
+    FaceResult (photo-space landmarks and camera through the crop's inverse).
+
+:class:`Reconstructor` loads the face model, the network and the detectors once and keeps
+them; :func:`reconstruct` is the one-call form and caches its last reconstructors (keyed
+by model, weights and device), so calling it in a loop costs no reloads.
+
+Example:
+    >>> from msma_engine import reconstruct
+    >>> result = reconstruct("portrait.jpg", fit="fast")  # doctest: +SKIP
+    >>> result.vertices_world.shape, result.albedo_texture.shape  # doctest: +SKIP
+    ((V, 3), (1024, 1024, 3))
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from msma_engine.align import CropTransform, align_crop, template_from_landmarks68
+from msma_engine.baking import TextureBaker
+from msma_engine.detect import MIN_FACE_SIZE, FaceDetection, detect_faces, five_from_68, landmarks68, pick_face
+from msma_engine.errors import ShapeError
+from msma_engine.eyes import eyeballs_for, iris_color_from_albedo
+from msma_engine.face_model import FaceModel, load_face_model
+from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
+from msma_engine.image_io import LoadedImage, load_image, load_image_array
+from msma_engine.render import RenderContext
+from msma_engine.result import FaceResult, PhotoCamera
+
+__all__ = ["reconstruct", "Reconstructor", "FitQuality", "FaceChoice"]
+
+logger = logging.getLogger(__name__)
+
+FitQuality = Literal["fast", "default", "high"] | None
+FaceChoice = Literal["largest", "only", "all"] | int
+
+# Without fitting, only the landmark-free closed-form light solve runs (the pose comes from
+# the network, or from PnP on the landmarks for the mean face).
+_NO_FIT = FitConfig(rigid_iters=0, shape_iters=0, light_rounds=1, photo_steps=0, render_size=128)
+
+
+class Reconstructor:
+    """A loaded pipeline: face model, optional network, detectors, fitter and baker.
+
+    Args:
+        model: a :class:`FaceModel`, a model file path, or None for the shipped default head.
+        weights: network weights file (:func:`msma_engine.network.load_weights`); None = no
+            network, start from the mean face.
+        device: torch device for the model, network and renderer.
+        detector: face-detector backend (``"auto"``, ``"mtcnn"``, ``"mediapipe"``).
+        landmarker: 68-point backend (``"auto"``, ``"fan"``, ``"mediapipe"``, ``"dlib"``).
+        min_face_size: smallest face (shorter box side, pixels) accepted.
+
+    Raises:
+        ModelFileError: the model file is missing or invalid.
+        WeightsError: the weights are unreadable or do not fit the model.
+    """
+
+    def __init__(self, model: FaceModel | str | Path | None = None, weights: str | Path | None = None, *,
+                 device: str | torch.device = "cpu", detector: str = "auto", landmarker: str = "auto",
+                 min_face_size: float = MIN_FACE_SIZE) -> None:
+        self.device = torch.device(device)
+        if isinstance(model, FaceModel):
+            self.model = model
+        else:
+            self.model = load_face_model(model)
+        self.model = self.model.to(self.device).eval()
+        self.network = None
+        if weights is not None:
+            from msma_engine.network import load_weights
+
+            lay = self.model.layout
+            self.network = load_weights(weights, n_id=lay.n_id, n_exp=lay.n_exp, n_tex=lay.n_tex,
+                                        map_location=self.device)
+        self.detector = detector
+        self.landmarker = landmarker
+        self.min_face_size = float(min_face_size)
+        self.ctx = RenderContext("auto" if self.device.type == "cuda" else "torch")
+        with torch.no_grad():
+            lm3d = self.model.mean_shape[self.model.landmark_indices].double().cpu().numpy()
+        self.template = template_from_landmarks68(lm3d)
+        self.baker = TextureBaker(self.model, ctx=self.ctx)
+        self._fitters: dict[str, FaceFitter] = {}
+
+    def _fitter(self, fit: FitQuality) -> FaceFitter:
+        key = "none" if fit is None else fit
+        if key not in self._fitters:
+            if fit is not None and fit not in QUALITY_PRESETS:
+                raise ValueError(f"fit must be one of {sorted(QUALITY_PRESETS)} or None, got {fit!r}")
+            self._fitters[key] = FaceFitter(self.model, _NO_FIT if fit is None else fit, ctx=self.ctx)
+        return self._fitters[key]
+
+    # --- public ----------------------------------------------------------------------------
+    def reconstruct(self, image: str | Path | np.ndarray | LoadedImage, *, fit: FitQuality = "default",
+                    texture_size: int = 1024, face: FaceChoice = "largest") -> FaceResult | list[FaceResult]:
+        """Reconstruct the face(s) in one photo.
+
+        Args:
+            image: file path, ``(H, W, 3)`` uint8 RGB array (other layouts go through
+                :func:`msma_engine.image_io.load_image_array`) or a loaded image.
+            fit: test-time fitting quality, or None for the start point only (network output,
+                or the mean face posed from the landmarks).
+            texture_size: side of the baked albedo texture, 64-4096.
+            face: ``"largest"``, ``"only"`` (exactly one face), ``"all"`` or a face number
+                (left to right, from 0).
+
+        Returns:
+            One :class:`FaceResult`, or a list (left to right) for ``face="all"``.
+
+        Raises:
+            ImageError, NoFaceError, FaceTooSmallError, MultipleFacesError: unusable input.
+        """
+        t0 = time.perf_counter()
+        if fit is not None and fit not in QUALITY_PRESETS:
+            raise ValueError(f"fit must be one of {sorted(QUALITY_PRESETS)} or None, got {fit!r}")
+        loaded = _load(image)
+        t_load = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        detections = detect_faces(loaded.pixels, self.detector)
+        chosen = pick_face(detections, face, image_name=loaded.name, min_size=self.min_face_size)
+        t_detect = time.perf_counter() - t1
+        ordered = sorted(detections, key=lambda d: 0.5 * (d.box[0] + d.box[2]))
+        results = []
+        for det in chosen:
+            index = next(i for i, d in enumerate(ordered) if d is det)
+            res = self.reconstruct_detection(loaded, det, index=index, fit=fit, texture_size=texture_size)
+            res.timings["load"] = t_load
+            res.timings["detect"] = t_detect / len(chosen)
+            res.timings["total"] = res.timings["total"] + t_load + t_detect / len(chosen)
+            results.append(res)
+        return results if face == "all" else results[0]
+
+    @torch.no_grad()
+    def _regress(self, crop: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(crop, dtype=torch.float32, device=self.device).permute(2, 0, 1)[None] / 255.0
+        return self.network.predict_crops(x).float()
+
+    def reconstruct_detection(self, loaded: LoadedImage, detection: FaceDetection, *, index: int = 0,
+                              fit: FitQuality = "default", texture_size: int = 1024) -> FaceResult:
+        """Reconstruct one already detected face (see :meth:`reconstruct` for the arguments)."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        pixels = loaded.pixels
+        lm = landmarks68(pixels, detection, self.landmarker).points
+        timings["landmarks"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        crop = align_crop(five_from_68(lm), self.template)
+        size = self.model.camera.image_size[0]
+        crop_img = crop.warp(pixels, size)
+        valid = crop.warp(np.ones(pixels.shape[:2], np.float32), size)
+        lm_crop = crop.apply(lm)
+        timings["align"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        init = self._regress(crop_img) if self.network is not None else None
+        timings["regress"] = time.perf_counter() - t2
+
+        t3 = time.perf_counter()
+        dev = self.device
+        target = FitTarget(
+            image=torch.as_tensor(crop_img, dtype=torch.float32, device=dev).permute(2, 0, 1)[None] / 255.0,
+            landmarks=torch.as_tensor(lm_crop, dtype=torch.float32, device=dev)[None],
+            valid=torch.as_tensor(valid, dtype=torch.float32, device=dev)[None, None],
+        )
+        fitted = self._fitter(fit).fit(target, init=init, rigid_init=init is None)
+        coeffs = fitted.coeffs
+        timings["fit"] = time.perf_counter() - t3
+
+        t4 = time.perf_counter()
+        baked = self.baker.bake(coeffs, pixels, crop, texture_size)
+        timings["bake"] = time.perf_counter() - t4
+        timings.update({k: v for k, v in fitted.timings.items() if k != "fit"})
+        timings.update({k: v for k, v in baked.timings.items() if k != "bake"})
+        timings["total"] = time.perf_counter() - t0
+        metrics = dict(fitted.metrics)
+        metrics["texture_coverage"] = baked.coverage
+        metrics["texture_mirrored"] = baked.mirrored
+        metrics["texture_seam"] = baked.seam
+        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics)
+
+    def _result(self, loaded: LoadedImage, index: int, det: FaceDetection, lm: np.ndarray, crop: CropTransform,
+                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict) -> FaceResult:
+        m = self.model
+        with torch.no_grad():
+            out = m(coeffs)
+            c = m.layout.split(coeffs)
+            neutral = m.shape(c.id, torch.zeros_like(c.exp))
+        a = crop.matrix[:, :2]
+        # align_crop is a scale and a translation; a rotated crop would need the pose re-expressed.
+        assert abs(a[0, 1]) < 1e-9 and abs(a[1, 0]) < 1e-9 and abs(a[0, 0] - a[1, 1]) < 1e-9 * abs(a[0, 0]), a
+        cam = m.camera
+        centre = crop.inverse(np.asarray(cam.center, dtype=np.float64))
+        photo_cam = PhotoCamera(focal=float(cam.focal / crop.scale), center=(float(centre[0]), float(centre[1])),
+                                image_size=(int(loaded.pixels.shape[0]), int(loaded.pixels.shape[1])),
+                                distance=float(cam.distance))
+        np_ = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        neutral_np = np_(neutral).astype(np.float32)
+        eyes = eyeballs_for(m, neutral_np, iris_color_from_albedo(m, neutral_np, texture))
+        return FaceResult(
+            image_path=str(loaded.path) if loaded.path is not None else None,
+            face_index=int(index),
+            model_name=m.name,
+            coeffs=np_(coeffs).astype(np.float32),
+            vertices_neutral=neutral_np,
+            vertices_model=np_(out.vertices_model).astype(np.float32),
+            vertices_world=np_(out.vertices).astype(np.float32),
+            triangles=m.triangles.cpu().numpy().astype(np.int32),
+            uv_coords=m.uv_coords.cpu().numpy().astype(np.float32),
+            uv_triangles=m.uv_triangles.cpu().numpy().astype(np.int32),
+            expression_names=list(m.expression_names),
+            expression_weights=np_(c.exp).astype(np.float32),
+            expression_range=m.expression_range.cpu().numpy().astype(np.float32),
+            albedo_texture=texture,
+            sh_coeffs=np_(c.gamma).astype(np.float32),
+            angles=np_(c.angles),
+            rotation=np_(out.rotation),
+            translation=np_(c.trans),
+            landmarks_2d=crop.inverse(np_(out.landmarks_2d)),
+            detected_landmarks=np.asarray(lm, dtype=np.float64),
+            face_box=np.asarray(det.box, dtype=np.float64),
+            crop_matrix=crop.matrix.copy(),
+            camera=photo_cam,
+            timings=timings,
+            metrics=metrics,
+            eyes=eyes,
+        )
+
+
+def _load(image: str | Path | np.ndarray | LoadedImage) -> LoadedImage:
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, np.ndarray):
+        return load_image_array(image)
+    raise ShapeError(f"image must be a file path, a NumPy array or a LoadedImage, got {type(image).__name__}")
+
+
+_CACHE: OrderedDict[tuple, Reconstructor] = OrderedDict()
+_CACHE_SIZE = 2
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(model: FaceModel | str | Path | None, weights: str | Path | None, device: str) -> Reconstructor:
+    mkey = ("obj", id(model)) if isinstance(model, FaceModel) else ("path", str(Path(model).resolve()) if model else None)
+    key = (mkey, str(Path(weights).resolve()) if weights else None, str(torch.device(device)))
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    rec = Reconstructor(model, weights, device=device)
+    with _CACHE_LOCK:
+        _CACHE[key] = rec
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return rec
+
+
+def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path | None = None,
+                weights: str | Path | None = None, fit: FitQuality = "default", texture_size: int = 1024,
+                face: FaceChoice = "largest", device: str = "cpu") -> FaceResult | list[FaceResult]:
+    """Reconstruct the face(s) in a photo (one call; loaded pipelines are cached).
+
+    Args:
+        image: file path or ``(H, W, 3)`` uint8 RGB array.
+        model: face model (object or ``.npz`` path); None = the shipped default head.
+        weights: network weights; None = start from the mean face.
+        fit: ``"fast"``, ``"default"``, ``"high"`` or None (no test-time fitting).
+        texture_size: albedo texture side in texels (default 1024).
+        face: ``"largest"``, ``"only"``, ``"all"`` or a face number (left to right).
+        device: ``"cpu"`` or a CUDA device.
+
+    Returns:
+        A :class:`FaceResult`, or a list of them for ``face="all"``.
+
+    Raises:
+        ImageError: unreadable image. NoFaceError / FaceTooSmallError / MultipleFacesError:
+        no usable face. ModelFileError / WeightsError: bad model or weights files.
+    """
+    return _cached(model, weights, device).reconstruct(image, fit=fit, texture_size=texture_size, face=face)

@@ -1,0 +1,171 @@
+"""Tests for msma_engine.export_gltf: GLB structure parsed by hand, and a real import with bpy."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sphere_model import make_sphere_model
+from msma_engine.errors import ShapeError
+from msma_engine.export_gltf import build_glb, eye_meshes, mesh_from_result, read_glb, split_uv_seams, write_glb
+from msma_engine.eyes import Eyeball, Eyeballs, eye_texture, uv_sphere
+from msma_engine.result import FaceResult, PhotoCamera
+
+
+def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
+    """A FaceResult of the sphere fixture (seamed UVs) and its expression basis."""
+    d = make_sphere_model(n_lat=6, n_lon=8, n_exp=3)
+    # Give the UV layout a real seam: triangles touching column 0 use a duplicated UV column at u = 1.
+    uv = np.concatenate([d.uv_coords, d.uv_coords[::8] + np.array([1.0, 0.0], np.float32)])
+    uvt = d.triangles.copy()
+    n_lon = 8
+    for f, tri in enumerate(d.triangles):
+        cols = tri % n_lon
+        if cols.max() == n_lon - 1 and cols.min() == 0:
+            uvt[f] = np.where(cols == 0, len(d.uv_coords) + tri // n_lon, tri)
+    uv = uv / np.array([1.0 + 1e-6, 1.0])
+    rng = np.random.default_rng(seed)
+    v = len(d.mean_shape)
+    tex = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    res = FaceResult(
+        image_path=None, face_index=0, model_name="sphere", coeffs=np.zeros(10, np.float32),
+        vertices_neutral=d.mean_shape, vertices_model=d.mean_shape, vertices_world=d.mean_shape,
+        triangles=d.triangles, uv_coords=uv.astype(np.float32), uv_triangles=uvt,
+        expression_names=list(d.expression_names), expression_weights=np.array([0.2, 0.0, 0.7], np.float32),
+        expression_range=d.expression_range, albedo_texture=tex, sh_coeffs=np.zeros(27, np.float32),
+        angles=np.zeros(3), rotation=np.eye(3), translation=np.zeros(3),
+        landmarks_2d=np.zeros((68, 2)), detected_landmarks=np.zeros((68, 2)), face_box=np.zeros(4),
+        crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=PhotoCamera(1000.0, (10.0, 10.0), (20, 20)),
+    )
+    return res, d.exp_basis
+
+
+def with_eyes(res: FaceResult) -> FaceResult:
+    """``res`` with two small eyeballs (left at +x) in front of the sphere."""
+    unit, tris, uvs, uv_tris = uv_sphere(8, 6)
+    eyes = [Eyeball(side, np.array(c), 0.1, np.array(c) + 0.1 * unit, np.arange(3), np.arange(3))
+            for side, c in (("L", (0.3, 0.2, 0.9)), ("R", (-0.3, 0.2, 0.9)))]
+    res.eyes = Eyeballs(left=eyes[0], right=eyes[1], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
+                        texture=eye_texture(size=32), iris_color=np.array([10, 20, 30], np.uint8))
+    return res
+
+
+def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = {5126: np.float32, 5125: np.uint32}[acc["componentType"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[acc["type"]]
+    raw = binary[view["byteOffset"]: view["byteOffset"] + view["byteLength"]]
+    return np.frombuffer(raw, dtype=dtype).reshape(acc["count"], width)
+
+
+class TestSplitSeams:
+    def test_one_vertex_per_corner_pair(self):
+        tris = np.array([[0, 1, 2], [0, 2, 3]])
+        uvt = np.array([[0, 1, 2], [4, 2, 3]])  # vertex 0 has two UVs
+        vertex_of, uv_of, faces = split_uv_seams(tris, uvt)
+        assert len(vertex_of) == 5
+        assert np.array_equal(vertex_of[faces], tris) and np.array_equal(uv_of[faces], uvt)
+
+    def test_shape_error(self):
+        with pytest.raises(ShapeError, match="uv_triangles"):
+            split_uv_seams(np.zeros((2, 3), int), np.zeros((3, 3), int))
+
+
+class TestGLB:
+    def test_structure_and_content(self, tmp_path):
+        res, basis = make_result()
+        path = write_glb(res, basis, tmp_path / "face.glb")
+        doc, binary = read_glb(path.read_bytes())
+        assert doc["asset"]["version"] == "2.0"
+        mesh = doc["meshes"][0]
+        prim = mesh["primitives"][0]
+        assert mesh["extras"]["targetNames"] == ["e0", "e1", "e2"]
+        assert len(prim["targets"]) == 3 and mesh["weights"] == pytest.approx([0.2, 0.0, 0.7])
+        pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
+        uv = _accessor(doc, binary, prim["attributes"]["TEXCOORD_0"])
+        idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
+        nrm = _accessor(doc, binary, prim["attributes"]["NORMAL"])
+        assert len(pos) > len(res.vertices_neutral)  # split at the seam
+        vertex_of, uv_of, faces = split_uv_seams(res.triangles, res.uv_triangles)
+        assert np.allclose(pos, res.vertices_neutral[vertex_of])
+        assert np.allclose(uv[:, 1], 1.0 - res.uv_coords[uv_of, 1])  # glTF v is flipped
+        assert np.array_equal(idx, faces)
+        assert np.allclose(np.linalg.norm(nrm, axis=1), 1.0, atol=1e-5)
+        assert doc["accessors"][prim["attributes"]["POSITION"]]["min"] == pytest.approx(pos.min(0).tolist())
+        delta = _accessor(doc, binary, prim["targets"][2]["POSITION"])
+        assert np.allclose(delta, basis[2][vertex_of])
+        img = doc["images"][0]
+        view = doc["bufferViews"][img["bufferView"]]
+        png = Image.open(io.BytesIO(binary[view["byteOffset"]: view["byteOffset"] + view["byteLength"]]))
+        assert np.array_equal(np.asarray(png), res.albedo_texture)
+        assert doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
+
+    def test_eyes_are_child_meshes(self, tmp_path):
+        res, basis = make_result()
+        doc, _ = read_glb(write_glb(res, basis, tmp_path / "plain.glb").read_bytes())
+        assert len(doc["meshes"]) == 1 and "children" not in doc["nodes"][0]
+        res = with_eyes(res)
+        doc, binary = read_glb(write_glb(res, basis, tmp_path / "face.glb").read_bytes())
+        assert len(doc["meshes"]) == 3 and len(doc["materials"]) == 3
+        assert doc["scenes"][0]["nodes"] == [0] and doc["nodes"][0]["children"] == [1, 2]
+        # Both eyes use one image; the face keeps its own.
+        assert len(doc["images"]) == 2
+        eye_tex = [doc["materials"][doc["meshes"][i]["primitives"][0]["material"]]
+                   ["pbrMetallicRoughness"]["baseColorTexture"]["index"] for i in (1, 2)]
+        assert eye_tex[0] == eye_tex[1] != doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"]
+        for node_i, eye in ((1, res.eyes.left), (2, res.eyes.right)):
+            node = doc["nodes"][node_i]
+            assert node["name"] == f"sphere_face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
+            prim = doc["meshes"][node["mesh"]]["primitives"][0]
+            assert "targets" not in prim
+            pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
+            nrm = _accessor(doc, binary, prim["attributes"]["NORMAL"])
+            assert np.allclose(np.linalg.norm(pos - eye.centre, axis=1), eye.radius, atol=1e-6)
+            assert np.allclose(nrm, (pos - eye.centre) / eye.radius, atol=1e-5)
+            idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
+            assert idx.shape == res.eyes.triangles.shape
+        assert eye_meshes(None) == []
+
+    def test_bad_inputs(self):
+        res, basis = make_result()
+        with pytest.raises(ShapeError, match="expression_basis"):
+            mesh_from_result(res, basis[:2])
+        mesh = mesh_from_result(res, basis)
+        mesh.texture = np.zeros((4, 4), np.uint8)
+        with pytest.raises(ShapeError, match="texture"):
+            build_glb(mesh)
+        with pytest.raises(ValueError, match="GLB"):
+            read_glb(b"not a glb file at all")
+
+    def test_blender_imports_shape_keys(self, tmp_path):
+        pytest.importorskip("bpy")
+        res, basis = make_result()
+        path = write_glb(with_eyes(res), basis, tmp_path / "face.glb")
+        script = (
+            "import bpy, json, sys\n"
+            "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
+            f"bpy.ops.import_scene.gltf(filepath={str(path)!r})\n"
+            "obj = [o for o in bpy.data.objects if o.type == 'MESH' and o.data.shape_keys][0]\n"
+            "eyes = sorted(o.name for o in bpy.data.objects if o.type == 'MESH' and o.parent == obj)\n"
+            "keys = obj.data.shape_keys.key_blocks\n"
+            "img = [i for i in bpy.data.images if i.size[0] > 0]\n"
+            "print('RESULT', json.dumps({'names': [k.name for k in keys], 'values': [k.value for k in keys],"
+            " 'uv': len(obj.data.uv_layers), 'images': len(img), 'eyes': eyes}))\n"
+        )
+        env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender"))
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        assert line is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
+        got = json.loads(line[len("RESULT "):])
+        assert got["names"] == ["Basis", "e0", "e1", "e2"]
+        assert got["values"][1:] == pytest.approx([0.2, 0.0, 0.7], abs=1e-6)
+        assert got["uv"] == 1 and got["images"] == 2
+        assert got["eyes"] == ["sphere_face_eye_L", "sphere_face_eye_R"]
