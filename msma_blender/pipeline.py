@@ -29,10 +29,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-# Shipped beside this package in the extension zip (build.py); in a repository checkout the
-# engine's own assets/ folder is used instead.
+# Network weights shipped beside this package in the extension zip (build.py).
 _ASSET_DIR = Path(__file__).resolve().parent / "assets"
-DEFAULT_MODEL_NAME = "default_head.npz"
 
 
 class InputError(ValueError):
@@ -94,10 +92,7 @@ def collect_images(paths: list[str | Path]) -> list[Path]:
 
 
 def default_model_path() -> Path:
-    """The default face model: shipped in the extension, else the repository's assets/."""
-    shipped = _ASSET_DIR / DEFAULT_MODEL_NAME
-    if shipped.is_file():
-        return shipped
+    """The default face model: package data of the installed engine."""
     from msma_engine.face_model import DEFAULT_MODEL_PATH
 
     return Path(DEFAULT_MODEL_PATH)

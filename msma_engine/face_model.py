@@ -23,7 +23,7 @@ from msma_engine.shading import sh_irradiance
 
 __all__ = ["CoeffLayout", "Coeffs", "FaceModel", "FaceOutput", "DEFAULT_MODEL_PATH", "load_face_model"]
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "default_head.npz"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "default_head.npz"
 
 
 @dataclass(frozen=True)

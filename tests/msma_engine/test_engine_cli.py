@@ -15,7 +15,7 @@ from msma_engine.cli import _stems, build_parser, main, output_paths
 from msma_engine.export_gltf import read_glb
 from msma_engine.face_model import DEFAULT_MODEL_PATH
 
-needs_head = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="assets/default_head.npz not built")
+needs_head = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="msma_engine/data/default_head.npz not built")
 
 
 @pytest.fixture(scope="module")

