@@ -157,7 +157,7 @@ def missing_dependencies_message(err: ImportError, package: str | None = __packa
     hint = "use 'Install Dependencies' in the MSMA Face add-on preferences"
     try:
         target = deps.site_packages_dir(package, create=False)
-        hint += " or run: " + " && ".join(" ".join(cmd) for cmd in deps.install_commands(target))
+        hint += " or run: " + deps.command_line([step.cmd for step in deps.install_steps(target)])
     except (ValueError, FileNotFoundError):  # not an installed extension (bpy module from a checkout)
         hint += " (see docs/BLENDER.md)"
     return f"missing Python dependencies: {missing} ({err}); {hint}"

@@ -18,7 +18,8 @@ from .jobs import JobRequest, ReconstructJob
 from .pipeline import EngineSettings, InputError, collect_images
 
 __all__ = ["MSMA_OT_add_images", "MSMA_OT_clear_images", "MSMA_OT_reconstruct_face",
-           "MSMA_OT_install_dependencies", "classes", "job_running", "request_from_settings"]
+           "MSMA_OT_install_dependencies", "MSMA_OT_copy_install_commands", "classes", "install_running",
+           "job_running", "last_install", "request_from_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,23 @@ _TIMER_SECONDS = 0.2
 # The job of the running modal operator (module state, not a saved property: a .blend saved
 # during a run must not reopen with the button disabled).
 _active_job: ReconstructJob | None = None
+# The last dependency installation of this session (the preferences draw its progress or error).
+_installer: deps.Installer | None = None
 
 
 def job_running() -> bool:
     """True while a Reconstruct Face job is in progress in this Blender session."""
     return _active_job is not None and not _active_job.finished
+
+
+def install_running() -> bool:
+    """True while Install Dependencies runs pip."""
+    return _installer is not None and not _installer.done
+
+
+def last_install() -> deps.Installer | None:
+    """The last dependency installation of this session, if any (for the preferences)."""
+    return _installer
 
 
 def _preferences(context):
@@ -136,7 +149,7 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         self._frames = []
         self._exp_basis = None
         self._built = []
-        self._errors = 0
+        self._errors: list[str] = []
         return True
 
     def _consume(self, context) -> bool:
@@ -144,7 +157,7 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         done = False
         for event in self._job.poll():
             if event.kind == "error":
-                self._errors += 1
+                self._errors.append(event.message)
                 self.report({"WARNING"}, event.message)
             elif event.kind == "faces":
                 if self._job.request.animation:
@@ -163,8 +176,8 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         try:
             obj = build_face_object(result, exp_basis, self._collection, self._options, scene=context.scene)
         except ValueError as err:
-            self._errors += 1
-            self.report({"ERROR"}, f"{result.image_path}: {err}")
+            self._errors.append(f"{result.image_path}: {err}")
+            self.report({"ERROR"}, self._errors[-1])
             return
         self._options.set_scene_camera = False  # only the first camera becomes the scene camera
         self._built.append(obj)
@@ -178,17 +191,23 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
                                       scene=context.scene, frame_start=context.scene.frame_start,
                                       sigma=s.smoothing, identity=s.identity)
         except ValueError as err:
-            self._errors += 1
-            self.report({"ERROR"}, str(err))
+            self._errors.append(str(err))
+            self.report({"ERROR"}, self._errors[-1])
             return
         self._built.append(obj)
 
     def _finish_report(self) -> set[str]:
+        """The final report (a popup in the UI), with the reason of the first failure, if any."""
+        reason = ""
+        if self._errors:
+            more = f" (+{len(self._errors) - 1} more in the Info log)" if len(self._errors) > 1 else ""
+            reason = f"{self._errors[0]}{more}"
         if self._built:
             names = ", ".join(o.name for o in self._built[:5]) + (" ..." if len(self._built) > 5 else "")
-            self.report({"INFO"}, f"MSMA: created {names}" + (f" ({self._errors} failed)" if self._errors else ""))
+            failed = f"; {len(self._errors)} failed: {reason}" if reason else ""
+            self.report({"WARNING"} if reason else {"INFO"}, f"MSMA: created {names}{failed}")
             return {"FINISHED"}
-        self.report({"ERROR"}, "MSMA: no face was reconstructed")
+        self.report({"ERROR"}, "MSMA: no face was reconstructed" + (f": {reason}" if reason else ""))
         return {"CANCELLED"}
 
     # --- synchronous (scripts, background mode) --------------------------------------
@@ -235,7 +254,7 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         wm.msma_job.progress = job.progress
         wm.progress_update(int(job.progress * 1000))
         wm.msma_job.status = f"{job.completed}/{job.total} image(s) done" + (
-            f", {self._errors} failed" if self._errors else "")
+            f", {len(self._errors)} failed" if self._errors else "")
         for area in context.screen.areas if context.screen else []:
             if area.type == "VIEW_3D":
                 area.tag_redraw()
@@ -257,59 +276,88 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
 
 
 class MSMA_OT_install_dependencies(bpy.types.Operator):
-    """Download and install the Python packages the engine needs (PyTorch, SciPy, MediaPipe, ...)
+    """Download and install the Python packages the engine needs (PyTorch, SciPy, Pillow, OpenCV)
 into this extension's user folder. Needs "Allow Online Access\""""
 
     bl_idname = "msma.install_dependencies"
     bl_label = "Install Dependencies"
 
-    _proc = None
-    _pending: list
     _timer = None
 
+    @classmethod
+    def poll(cls, context):
+        return not install_running()
+
     def execute(self, context):
+        global _installer
+        prefs = _preferences(context)
         try:
-            self._proc, self._pending = deps.start_install(__package__, bpy.app.online_access)
-        except (deps.OfflineError, FileNotFoundError) as err:
+            target = deps.site_packages_dir(__package__, create=True)
+            steps = deps.install_steps(target, torch_build=prefs.torch_build if prefs else "cpu",
+                                       cuda_index_url=prefs.cuda_index_url if prefs else deps.DEFAULT_CUDA_INDEX_URL)
+            _installer = deps.Installer(steps, deps.pip_log_path(__package__), online_access=bpy.app.online_access)
+        except (deps.OfflineError, FileNotFoundError, ValueError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        wm = context.window_manager
         if context.window is None:  # background: wait here
-            return self._wait_all()
+            _installer.wait()
+            return self._finish()
+        wm = context.window_manager
         self._timer = wm.event_timer_add(0.5, window=context.window)
         wm.modal_handler_add(self)
-        self.report({"INFO"}, "Installing dependencies... (this downloads several hundred MB)")
+        wm.progress_begin(0, 1000)
+        self.report({"INFO"}, f"Installing: {_installer.status} (PyTorch's CPU build is a few hundred MB)")
         return {"RUNNING_MODAL"}
 
-    def _wait_all(self):
-        while True:
-            self._proc.wait()
-            if not self._next():
-                return {"CANCELLED"} if self._proc.returncode else {"FINISHED"}
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        done = _installer.poll()
+        context.window_manager.progress_update(int(_installer.fraction * 1000))
+        for window in context.window_manager.windows:  # the preferences show the progress
+            for area in window.screen.areas:
+                if area.type == "PREFERENCES":
+                    area.tag_redraw()
+        if not done:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.window_manager.progress_end()
+        return self._finish()
 
-    def _next(self) -> bool:
-        """Handle a finished pip run; start the next one. False when nothing more runs."""
-        if self._proc.returncode != 0:
-            self.report({"ERROR"}, f"pip failed ({deps.pip_log_path(__package__)}): {deps.log_tail(__package__)}")
-            return False
-        if self._pending:
-            self._proc = deps.run_next(__package__, self._pending.pop(0))
-            return True
+    def _finish(self) -> set[str]:
+        if _installer.error:
+            self.report({"ERROR"}, f"Installing dependencies failed: {_installer.error} "
+                                   f"(full log: {_installer.log_file})")
+            return {"CANCELLED"}
         deps.activate_site_packages(__package__)
         missing = deps.missing_modules()
         if missing:
             self.report({"WARNING"}, "Installed, but still missing: " + ", ".join(missing))
         else:
             self.report({"INFO"}, "Dependencies installed")
-        return False
-
-    def modal(self, context, event):
-        if event.type != "TIMER" or self._proc.poll() is None:
-            return {"PASS_THROUGH"}
-        if self._next():
-            return {"RUNNING_MODAL"}
-        context.window_manager.event_timer_remove(self._timer)
-        return {"CANCELLED"} if self._proc.returncode else {"FINISHED"}
+        return {"FINISHED"}
 
 
-classes = (MSMA_OT_add_images, MSMA_OT_clear_images, MSMA_OT_reconstruct_face, MSMA_OT_install_dependencies)
+class MSMA_OT_copy_install_commands(bpy.types.Operator):
+    """Copy the pip commands that install the missing dependencies (for a terminal, e.g. offline)"""
+
+    bl_idname = "msma.copy_install_commands"
+    bl_label = "Copy pip Commands"
+
+    def execute(self, context):
+        prefs = _preferences(context)
+        try:
+            steps = deps.install_steps(deps.site_packages_dir(__package__, create=False),
+                                       torch_build=prefs.torch_build if prefs else "cpu",
+                                       cuda_index_url=prefs.cuda_index_url if prefs else deps.DEFAULT_CUDA_INDEX_URL)
+        except (FileNotFoundError, ValueError) as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        text = deps.command_line([s.cmd for s in steps])
+        context.window_manager.clipboard = text
+        self.report({"INFO"}, f"Copied: {text}" if text else "Nothing is missing")
+        return {"FINISHED"}
+
+
+classes = (MSMA_OT_add_images, MSMA_OT_clear_images, MSMA_OT_reconstruct_face, MSMA_OT_install_dependencies,
+           MSMA_OT_copy_install_commands)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from . import deps
 
-__all__ = ["MSMA_AddonPreferences", "MANUAL_INSTALL_HINT", "classes"]
-
-MANUAL_INSTALL_HINT = ("Manual install: run Blender's Python with "
-                       "'-m pip install --target <folder> -r requirements-extension.txt' (see README)")
+__all__ = ["MSMA_AddonPreferences", "classes"]
 
 
 class MSMA_AddonPreferences(bpy.types.AddonPreferences):
@@ -23,8 +22,19 @@ class MSMA_AddonPreferences(bpy.types.AddonPreferences):
     device: EnumProperty(name="Device", default="cpu",
                          items=[("cpu", "CPU", "Run on the CPU"),
                                 ("cuda", "CUDA GPU", "Run on an NVIDIA GPU (needs a CUDA build of PyTorch)")])
+    torch_build: EnumProperty(
+        name="PyTorch Build", default="cpu",
+        description="Which PyTorch 'Install Dependencies' downloads",
+        items=[("cpu", "CPU", "PyTorch's CPU build from PyTorch's CPU wheel index (a few hundred MB)"),
+               ("cuda", "CUDA", "A CUDA build for NVIDIA GPUs from the index below (several GB). "
+                                "macOS always gets PyPI's build (CPU and Metal)")])
+    cuda_index_url: StringProperty(
+        name="CUDA Index", default=deps.DEFAULT_CUDA_INDEX_URL,
+        description="PyTorch's wheel index for your CUDA version (pytorch.org, Get Started)")
 
     def draw(self, context):
+        from .operators import install_running, last_install
+
         layout = self.layout
         col = layout.column()
         col.prop(self, "model_path")
@@ -43,11 +53,23 @@ class MSMA_AddonPreferences(bpy.types.AddonPreferences):
         except ValueError:  # enabled as a legacy add-on, not an extension
             pass
         row = box.row()
-        row.enabled = bpy.app.online_access
+        row.prop(self, "torch_build", expand=True)
+        if self.torch_build == "cuda" and sys.platform != "darwin":
+            box.prop(self, "cuda_index_url")
+        row = box.row()
+        row.enabled = bpy.app.online_access and not install_running()
         row.operator("msma.install_dependencies", icon="IMPORT")
+        row.operator("msma.copy_install_commands", icon="COPYDOWN")
+        installer = last_install()
+        if installer is not None and not installer.done:
+            box.progress(factor=installer.fraction, type="BAR", text=installer.status)
+        elif installer is not None and installer.error:
+            for i, line in enumerate(installer.error.split(" | ")):
+                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+            box.label(text=f"Log: {installer.log_file}")
         if not bpy.app.online_access:
             box.label(text="Online access is disabled (Preferences > System > Network).", icon="INFO")
-        box.label(text=MANUAL_INSTALL_HINT)
+        box.label(text="Offline or your own build: run the copied pip commands in a terminal (docs/BLENDER.md).")
 
 
 classes = (MSMA_AddonPreferences,)

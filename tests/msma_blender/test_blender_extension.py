@@ -33,7 +33,7 @@ def _load_build_module():
 
 @pytest.fixture(scope="module")
 def extension_zip(tmp_path_factory) -> Path:
-    return _load_build_module().build(tmp_path_factory.mktemp("dist"))
+    return _load_build_module().build(tmp_path_factory.mktemp("dist"))[0]
 
 
 def run_blender(script: str, tmp_path: Path, timeout: float = 600) -> dict:
@@ -73,7 +73,9 @@ def test_zip_contents_and_validator(extension_zip, tmp_path):
     assert "msma_engine/data/default_head.npz" in wheel_names  # the default model is package data
     assert not any("tests/" in n or "__pycache__" in n for n in names)
     reqs = zipfile.ZipFile(extension_zip).read("requirements-extension.txt").decode()
-    assert "torch==" in reqs and "bpy" not in reqs and "numpy" not in reqs
+    # the run-time set, pinned: torch, scipy, pillow, opencv; no numpy (Blender's), no mediapipe, no bpy
+    assert sorted(line.split("==")[0] for line in reqs.split()) == [
+        "opencv-python-headless", "pillow", "scipy", "torch"]
     validator = _load_build_module().find_blender_ext()
     proc = subprocess.run([sys.executable, str(validator), "validate", str(extension_zip)],
                           capture_output=True, text=True)
