@@ -190,3 +190,43 @@ print(json.dumps(out))
     assert out["rc_again"] == 1  # exists without --force
     assert f"error: {out_dir / 'astronaut.blend'}: already exists (use --force to overwrite)" in out["stderr"]
     assert out["rc_glb"] == 0 and (out_dir / "a.glb").read_bytes()[:4] == b"glTF"
+
+
+def test_split_platforms_bundle_only_their_wheels(tmp_path):
+    """``--split-platforms``: one zip per platform with that platform's wheels for Python 3.11
+    and 3.13 (tiny stand-in wheel files with real names; the real ones are ~130 MB a zip)."""
+    build = _load_build_module()
+    pins = build.bundled_pins()
+    assert sorted(pins) == ["opencv-python-headless", "pillow", "scipy"]  # torch is never bundled
+    wheel_dir = tmp_path / "wheels"
+    wheel_dir.mkdir()
+    tags = {"linux-x64": "manylinux_2_28_x86_64", "windows-x64": "win_amd64", "macos-arm64": "macosx_12_0_arm64"}
+    assert set(tags) == set(build.PLATFORMS)
+    expected = {p: set() for p in tags}
+    for platform, tag in tags.items():
+        for dist, version in pins.items():
+            stem = dist.replace("-", "_")
+            names = [f"{stem}-{version}-cp37-abi3-{tag}.whl"] if dist.startswith("opencv") else \
+                [f"{stem}-{version}-cp{py}-cp{py}-{tag}.whl" for py in ("311", "313")]
+            for name in names:
+                with zipfile.ZipFile(wheel_dir / name, "w") as zf:
+                    zf.writestr(f"{stem}/__init__.py", "")
+                expected[platform].add(name)
+    # a wheel for another Python or version is not picked
+    (wheel_dir / f"scipy-0.1-cp312-cp312-{tags['linux-x64']}.whl").write_bytes(b"")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in wheel_dir.iterdir():
+        if not f.name.startswith(f"scipy-{pins['scipy']}-cp313-cp313-win"):
+            (partial / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(SystemExit, match=r": no wheel for scipy==[0-9.]+ \(windows-x64, Python 3\.13\) \(use --download"):
+        build.bundled_wheels(partial, pins)
+
+    zips = build.build(tmp_path / "dist", split_platforms=True, wheel_dir=wheel_dir)
+
+    assert [z.name for z in zips] == [f"msma_face-0.1.0-{p.replace('-', '_')}.zip" for p in build.PLATFORMS]
+    for platform, path in zip(build.PLATFORMS, zips):
+        names = zipfile.ZipFile(path).namelist()
+        bundled = {n.split("/", 1)[1] for n in names if n.startswith("wheels/") and "msma_engine" not in n}
+        assert bundled == expected[platform], platform
+        assert "requirements-extension.txt" in names
