@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check the built extension in a REAL Blender binary: Debian 13 (trixie)'s Blender 4.3 in a
 # chroot (the bpy wheel the test suite uses cannot dispatch `blender --command`).
-# Slow (first run: ~5 min, ~3.5 GB) and needs root; not part of the test suite.
+# Slow (first run: ~5 min, ~3.5 GB) and needs root; not part of the test suite. The chroot is
+# shared with scripts/check_py313.sh (scripts/trixie_chroot.sh). Screenshots go to out/real_blender/.
 #
 #   sudo scripts/check_real_blender.sh [CHROOT_DIR]      # default $MSMA_CHROOT or /tmp/trixie
 #   WITH_DEPS=1 sudo scripts/check_real_blender.sh       # also Debian's torch/scipy/opencv/...
@@ -13,17 +14,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-ROOT=${1:-${MSMA_CHROOT:-/tmp/trixie}}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-WORK=/tmp/msma_check            # inside the chroot
-FAILED=0
-
-say() { printf '%s\n' "$*"; }
-result() {  # result NAME STATUS(0=pass) [detail]
-  if [ "$2" -eq 0 ]; then say "PASS $1${3:+ ($3)}"; else say "FAIL $1${3:+ ($3)}"; FAILED=1; fi
-}
-in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=$WORK/home \
-  BLENDER_USER_RESOURCES=$WORK/user LANG=C.UTF-8 bash -c "$1"; }
+PY=${PYTHON:-.venv/bin/python}   # the repository's Python (build.py, the astronaut photo)
+. scripts/trixie_chroot.sh
+[ -n "${1:-}" ] && ROOT=$1
 blender_run() { in_root "cd $WORK && blender -b $1"; }
 # blender_err ARGS: run, keep stderr in $err (less Blender's own noise) and the exit status in $rc.
 blender_err() {
@@ -32,32 +25,19 @@ blender_err() {
   err=$(grep -v -e '^Blender' -e 'could not get a list of mounted' "$tmp"); rm -f "$tmp"
 }
 
-[ "$(id -u)" -eq 0 ] || { say "error: run as root (debootstrap, chroot)"; exit 2; }
-
-# 1. The chroot with Blender.
-if [ ! -f "$ROOT/etc/debian_version" ]; then
-  command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
-  t0=$SECONDS
-  debootstrap --variant=minbase trixie "$ROOT" "$MIRROR" >/dev/null || { say "FAIL debootstrap"; exit 1; }
-  say "debootstrap: $((SECONDS - t0)) s"
-fi
-for d in proc sys dev; do mountpoint -q "$ROOT/$d" || mount --bind "/$d" "$ROOT/$d"; done
-trap 'for d in dev sys proc; do umount "$ROOT/$d" 2>/dev/null; done' EXIT
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# 1. The chroot with Blender (and Xvfb for the screenshots).
+chroot_ensure
 # Debian's blender does not pull in numpy; official Blender builds ship it and the extension uses it.
-PKGS="blender python3-numpy"
+PKGS="blender python3-numpy xvfb xauth"
 [ "${WITH_DEPS:-0}" = 1 ] && PKGS="$PKGS python3-torch python3-scipy python3-pil python3-opencv python3-skimage"
-t0=$SECONDS
-in_root "export DEBIAN_FRONTEND=noninteractive; dpkg -s $PKGS >/dev/null 2>&1 ||
-  { apt-get update -q && apt-get install -y -q --no-install-recommends $PKGS; } >/dev/null"
-result "apt-get install $PKGS" $? "$((SECONDS - t0)) s"
+chroot_apt $PKGS
 say "versions: $(in_root "dpkg-query -W -f '\${Package} \${Version}  ' blender python3 python3-numpy python3-torch 2>/dev/null")"
 
 # 2. Install the built zip into a fresh user directory and enable it.
-[ -f dist/msma_face-0.1.0.zip ] || .venv/bin/python build.py >/dev/null
+[ -f dist/msma_face-0.1.0.zip ] || $PY build.py >/dev/null
 rm -rf "$ROOT$WORK" && mkdir -p "$ROOT$WORK/home" "$ROOT$WORK/user"
 cp dist/msma_face-0.1.0.zip "$ROOT$WORK/"
-.venv/bin/python -c "import skimage.data, PIL.Image as I; I.fromarray(skimage.data.astronaut()).save('$ROOT$WORK/astronaut.png')"
+$PY -c "import skimage.data, PIL.Image as I; I.fromarray(skimage.data.astronaut()).save('$ROOT$WORK/astronaut.png')"
 out=$(blender_run "--factory-startup --python-expr 'import bpy; print(\"INSTALL\", bpy.ops.extensions.package_install_files(filepath=\"$WORK/msma_face-0.1.0.zip\", repo=\"user_default\", enable_on_install=True)); bpy.ops.wm.save_userpref()'" 2>&1)
 grep -q "INSTALL {'FINISHED'}" <<<"$out"; result "install + enable the zip" $? "$(grep -m1 -iE 'error' <<<"$out")"
 
@@ -103,7 +83,7 @@ if in_root "python3 -c 'import torch'" 2>/dev/null; then
   if [ $rc -eq 0 ] && [ -f "$ROOT$WORK/out/a.blend" ]; then result "msma reconstruct wrote out/a.blend" 0
   else say "XFAIL msma reconstruct astronaut.png -> .blend (known, not counted: the engine's landmarker needs mediapipe 0.10.21, which has no wheel for Python 3.13)"; fi
 
-  PYTHONPATH=$REPO .venv/bin/python - "$ROOT$WORK" 2>"$ROOT$WORK/venv-reconstruct.log" <<'EOF' || { result "venv reconstructs the astronaut" 1; }
+  PYTHONPATH=$REPO $PY - "$ROOT$WORK" 2>"$ROOT$WORK/venv-reconstruct.log" <<'EOF' || { result "venv reconstructs the astronaut" 1; }
 import pickle, sys
 from msma_blender.pipeline import EngineSettings, get_session
 work = sys.argv[1]
@@ -118,6 +98,17 @@ EOF
   grep -q '^CHECK FAIL' <<<"$out" && FAILED=1
   grep -q '^CHECK ' <<<"$out" || result "build check script" 1 "$(tail -5 <<<"$out")"
 fi
+
+# 5. Screenshots of a real window under Xvfb: the sidebar panel and the add-on preferences.
+SHOTS=${SHOTS:-$REPO/out/real_blender}
+mkdir -p "$SHOTS"
+cp scripts/check_real_blender_screens.py "$ROOT$WORK/"
+out=$(in_root "cd $WORK && xvfb-run -a -s '-screen 0 1600x1000x24' blender --python $WORK/check_real_blender_screens.py -- $WORK/shots" 2>&1)
+grep '^SHOT ' <<<"$out" | sed 's/^SHOT //'
+for f in "$ROOT$WORK"/shots/*.png; do [ -f "$f" ] && cp "$f" "$SHOTS/"; done
+n=$(ls "$SHOTS"/*.png 2>/dev/null | wc -l)
+[ "$n" -ge 2 ]; result "screenshots of the panel and the preferences in a real window ($SHOTS)" $? "$n PNG"
+[ "$n" -ge 2 ] || say "$(tail -5 <<<"$out")"
 
 say "$( [ $FAILED -eq 0 ] && echo "ALL PASSED" || echo "SOME CHECKS FAILED")"
 exit $FAILED
