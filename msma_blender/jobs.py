@@ -65,7 +65,7 @@ class JobEvent:
 
 def missing_dependency_message(err: ImportError) -> str:
     return (f"Python dependencies are missing ({err}): use 'Install Dependencies' in the MSMA add-on "
-            "preferences, or install them manually (see the README)")
+            "preferences, or run its 'Copy pip Commands' in a terminal (docs/BLENDER.md)")
 
 
 class ReconstructJob:

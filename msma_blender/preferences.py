@@ -57,9 +57,10 @@ class MSMA_AddonPreferences(bpy.types.AddonPreferences):
         if self.torch_build == "cuda" and sys.platform != "darwin":
             box.prop(self, "cuda_index_url")
         row = box.row()
-        row.enabled = bpy.app.online_access and not install_running()
-        row.operator("msma.install_dependencies", icon="IMPORT")
-        row.operator("msma.copy_install_commands", icon="COPYDOWN")
+        sub = row.row()
+        sub.enabled = bpy.app.online_access and not install_running()
+        sub.operator("msma.install_dependencies", icon="IMPORT")
+        row.operator("msma.copy_install_commands", icon="COPYDOWN")  # also (especially) offline
         installer = last_install()
         if installer is not None and not installer.done:
             box.progress(factor=installer.fraction, type="BAR", text=installer.status)
