@@ -156,3 +156,15 @@ def test_activation_outside_an_extension_is_a_no_op():
     before = list(sys.path)
     assert deps.activate_site_packages("msma_blender") is None
     assert sys.path == before
+
+
+def test_installer_reports_real_pips_error(tmp_path):
+    """pip itself (offline: --no-index), asked for a package that does not exist."""
+    step = deps.InstallStep("surely-not-a-package", [sys.executable, "-m", "pip", "install", "--no-index",
+                                                     "--disable-pip-version-check", "--target", str(tmp_path / "t"),
+                                                     "surely-not-a-package==1.0"])
+    inst = deps.Installer([step], tmp_path / "pip.log", online_access=True)
+    inst.wait()
+    assert inst.error.startswith("surely-not-a-package: ")
+    assert "ERROR: No matching distribution found for surely-not-a-package==1.0" in inst.error
+    assert "WARNING" not in inst.error
