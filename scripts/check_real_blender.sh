@@ -118,6 +118,11 @@ EOF
   grep '^CHECK ' <<<"$out" | sed 's/^CHECK //'
   grep -q '^CHECK FAIL' <<<"$out" && FAILED=1
   grep -q '^CHECK ' <<<"$out" || result "build check script" 1 "$(tail -5 <<<"$out")"
+  # The face Blender built, in a real window through the photo camera.
+  out=$(in_root "cd $WORK && xvfb-run -a -s '-screen 0 1600x1000x24' blender $WORK/out/astronaut.blend --python $WORK/check_real_blender_screens.py -- $WORK/shots_face face" 2>&1)
+  grep -E '^REPORT ' <<<"$out"
+  cp "$ROOT$WORK/shots_face/face.png" "$SHOTS/" 2>/dev/null
+  [ -f "$SHOTS/face.png" ]; result "screenshot of the built face through its photo camera ($SHOTS/face.png)" $?
 fi
 
 say "$( [ $FAILED -eq 0 ] && echo "ALL PASSED" || echo "SOME CHECKS FAILED")"

@@ -8,6 +8,10 @@ Blender's own ``screen.screenshot`` reads back a black frame with Mesa's softwar
 The sidebar tab is chosen as a user would, with Ctrl+wheel over the sidebar (``xdotool``),
 because ``Region.active_panel_category`` is read-only in Blender 4.3.
 Prints ``SHOT <png>`` per screenshot, ``REPORT <text>`` for the operator's outcome.
+
+With ``-- OUT face`` (Blender started on a .blend the extension wrote) it takes one screenshot
+instead: the face through the photo camera, Solid shading with its albedo texture
+(``face.png``; Material Preview compiles EEVEE shaders for minutes on Mesa's software renderer).
 """
 import subprocess
 import sys
@@ -131,5 +135,20 @@ def quit_blender():
     bpy.ops.wm.quit_blender()
 
 
-bpy.app.timers.register(open_sidebar, first_interval=3.0)
-bpy.app.timers.register(choose_msma_tab, first_interval=5.0)
+def show_face():
+    space = AREA.spaces.active
+    space.shading.type = "SOLID"
+    space.shading.color_type = "TEXTURE"
+    space.region_3d.view_perspective = "CAMERA"
+    with bpy.context.temp_override(window=WINDOW, area=AREA, region=next(r for r in AREA.regions if r.type == "WINDOW")):
+        bpy.ops.view3d.view_center_camera()
+    names = sorted(o.name for o in bpy.data.objects if "msma_coeffs" in o)
+    print(f"REPORT face objects {names} camera {bpy.context.scene.camera.name if bpy.context.scene.camera else None}")
+    bpy.app.timers.register(lambda: shoot("face") or bpy.app.timers.register(quit_blender), first_interval=5.0)
+
+
+if PHOTO == "face":
+    bpy.app.timers.register(show_face, first_interval=3.0)
+else:
+    bpy.app.timers.register(open_sidebar, first_interval=3.0)
+    bpy.app.timers.register(choose_msma_tab, first_interval=5.0)
