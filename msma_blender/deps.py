@@ -212,7 +212,7 @@ def pip_progress(log_text: str) -> str:
     for ln in reversed(log_text.splitlines()):
         m = _PROGRESS.match(ln)
         if m:
-            what = m.group(2).strip()
+            what = m.group(2).strip().lstrip(": ")
             if "/" in what and " " in what:  # "https://.../torch-...whl (190.2 MB)" -> file name and size
                 url, _, size = what.partition(" ")
                 what = f"{url.rsplit('/', 1)[-1]} {size}"

@@ -114,6 +114,8 @@ def test_pip_progress_names_the_file_and_its_size():
     assert deps.pip_progress(PIP_FAILURE) == "Collecting mediapipe==0.10.21"
     head = PIP_FAILURE.split("WARNING")[0]
     assert deps.pip_progress(head) == "Downloading torch-2.13.0%2Bcpu-cp313-cp313-manylinux_2_28_x86_64.whl (190.2 MB)"
+    assert deps.pip_progress("Installing collected packages: scipy, pillow\n") == \
+        "Installing collected packages scipy, pillow"
     assert deps.pip_progress("") == ""
 
 
