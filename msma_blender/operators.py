@@ -51,6 +51,19 @@ def _preferences(context):
     return addon.preferences if addon is not None else None
 
 
+def _install_steps(context, create: bool) -> list[deps.InstallStep]:
+    """The install commands for the missing dependencies, with the preferences' PyTorch build.
+
+    Raises:
+        ValueError: not an installed extension, or a missing package has no pin.
+        FileNotFoundError: the extension's requirement file is missing.
+    """
+    prefs = _preferences(context)
+    return deps.install_steps(deps.site_packages_dir(__package__, create=create),
+                              torch_build=prefs.torch_build if prefs else "cpu",
+                              cuda_index_url=prefs.cuda_index_url if prefs else deps.DEFAULT_CUDA_INDEX_URL)
+
+
 def request_from_settings(context) -> tuple[JobRequest, BuildOptions]:
     """Turn the sidebar settings (and preferences) into a job request and build options.
 
@@ -290,12 +303,9 @@ into this extension's user folder. Needs "Allow Online Access\""""
 
     def execute(self, context):
         global _installer
-        prefs = _preferences(context)
         try:
-            target = deps.site_packages_dir(__package__, create=True)
-            steps = deps.install_steps(target, torch_build=prefs.torch_build if prefs else "cpu",
-                                       cuda_index_url=prefs.cuda_index_url if prefs else deps.DEFAULT_CUDA_INDEX_URL)
-            _installer = deps.Installer(steps, deps.pip_log_path(__package__), online_access=bpy.app.online_access)
+            _installer = deps.Installer(_install_steps(context, create=True), deps.pip_log_path(__package__),
+                                        online_access=bpy.app.online_access)
         except (deps.OfflineError, FileNotFoundError, ValueError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -345,11 +355,8 @@ class MSMA_OT_copy_install_commands(bpy.types.Operator):
     bl_label = "Copy pip Commands"
 
     def execute(self, context):
-        prefs = _preferences(context)
         try:
-            steps = deps.install_steps(deps.site_packages_dir(__package__, create=False),
-                                       torch_build=prefs.torch_build if prefs else "cpu",
-                                       cuda_index_url=prefs.cuda_index_url if prefs else deps.DEFAULT_CUDA_INDEX_URL)
+            steps = _install_steps(context, create=False)
         except (FileNotFoundError, ValueError) as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -95,6 +95,12 @@ out["prefs"] = [prefs.device, prefs.model_path]
 out["scene"] = [bpy.context.scene.msma.fit, bpy.context.scene.msma.texture_size]
 out["help_rc"] = mod._cli_command(["reconstruct", "--help"])
 out["bad_rc"] = mod._cli_command(["reconstruct", "missing.jpg", "-o", "out"])
+out["online"] = bpy.app.online_access
+try:  # offline (the default in background mode): refused before pip runs, with the reason
+    out["install_deps"] = sorted(bpy.ops.msma.install_dependencies())
+except RuntimeError as err:
+    out["install_deps"] = str(err)
+out["torch_build"] = [prefs.torch_build, prefs.cuda_index_url]
 print(json.dumps(out))
 """.replace("{ext}", EXT_MODULE)
     out = run_blender(script, tmp_path)
@@ -106,6 +112,8 @@ print(json.dumps(out))
     assert out["prefs"] == ["cpu", ""] and out["scene"] == ["default", "1024"]
     assert out["help_rc"] == 0 and out["bad_rc"] == 1
     assert "error: missing.jpg: no such file or folder" in out["stderr"]
+    assert out["online"] is False and "Online access is disabled" in out["install_deps"]
+    assert out["torch_build"] == ["cpu", "https://download.pytorch.org/whl/cu128"]
 
 
 @pytest.fixture(scope="module")
