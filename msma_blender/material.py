@@ -270,3 +270,18 @@ def use_plain_albedo(mat: bpy.types.Material) -> None:
     tex, bsdf = nodes.get("MSMA Albedo"), next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
     if tex is not None and bsdf is not None:
         mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+
+
+def new_plain_material(name: str, color, roughness: float = 0.5) -> bpy.types.Material:
+    """A new Principled BSDF material of one linear RGB ``color`` (teeth, tongue)."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
+    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Base Color"].default_value = (*(float(c) for c in color), 1.0)
+    bsdf.inputs["Roughness"].default_value = roughness
+    mat.diffuse_color = (*(float(c) for c in color), 1.0)
+    return mat
