@@ -108,7 +108,8 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
             raise ValueError("save the .blend file first, or choose to pack the texture")
         texture_dir = str(Path(bpy.path.abspath("//")))
     image = material.new_albedo_image(f"{obj.name} albedo", result.albedo_texture, opts.texture_mode, texture_dir)
-    mat = material.new_face_material(f"{obj.name}", image, result.sh_coeffs, lighting=opts.lighting)
+    mat = material.new_face_material(f"{obj.name}", image, result.sh_coeffs, lighting=opts.lighting,
+                                     texture=result.albedo_texture)
     mesh.materials.append(mat)
     if geo.mouth is not None:
         _add_mouth_parts(obj, geo)

@@ -105,6 +105,8 @@ class TestFaceObject:
         bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
         assert bsdf.inputs["Base Color"].links[0].from_node == group
         assert group.inputs["Albedo"].links[0].from_node == tex
+        # Solid-mode colour: the texture's mean colour.
+        np.testing.assert_allclose(mat.diffuse_color[:3], px[..., :3].reshape(-1, 3).mean(axis=0), atol=0.03)
 
     def test_custom_properties(self, bpy_empty, sphere_face):
         bpy = bpy_empty
@@ -413,3 +415,20 @@ class TestDefaultHead:
         assert len(eyes) == 2
         for eye in eyes:
             assert {k.name for k in eye.data.shape_keys.key_blocks} & {"eyeLookOutLeft", "eyeLookOutRight"}
+
+    def test_mouth_follows_another_identity(self, bpy_empty, default_head):
+        """Animations build on a mean identity: the teeth are re-fitted to it (linear in the identity)."""
+        from blender_fixtures import make_face_result
+
+        bpy = bpy_empty
+        model, res = default_head
+        other = make_face_result(model, seed=9, exp_weights=np.zeros(model.layout.n_exp, np.float32))
+        mean = 0.5 * (res.vertices_neutral + other.vertices_neutral)
+        obj = face_builder.build_face_object(res, model.exp_basis.numpy(), bpy.context.scene.collection,
+                                             face_builder.BuildOptions(subdivision=0), vertices_neutral=mean)
+        basis = np.empty(len(obj.data.vertices) * 3, np.float32)
+        obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
+        want = 0.5 * (res.mouth.vertices_neutral + other.mouth.vertices_neutral)
+        got = basis.reshape(-1, 3)[model.n_vertices:]
+        np.testing.assert_allclose(got, conversion.points_to_blender(want), atol=5e-5)
+        assert np.abs(want - res.mouth.vertices_neutral).max() > 5e-4  # the check can tell them apart
