@@ -86,7 +86,7 @@ class MouthInterior:
             raise ShapeError(f"expression_weights must be ({len(self.expression_names)},), got {w.shape}")
         return self.vertices_neutral + np.einsum("k,kvc->vc", w, self.exp_basis)
 
-    def with_identity(self, id_coeffs: np.ndarray) -> "MouthInterior":
+    def with_identity(self, id_coeffs: np.ndarray) -> MouthInterior:
         """The same interior for identity coefficients ``(Kid,)``."""
         a = np.asarray(id_coeffs, dtype=np.float64).reshape(-1)
         if a.shape != (self.id_basis.shape[0],):
@@ -96,7 +96,7 @@ class MouthInterior:
                              self.expression_names, self.exp_basis, self.mean, self.id_basis,
                              self.anchor_index, self.anchor_mean, self.anchor_basis)
 
-    def reseated(self, vertices_neutral: np.ndarray) -> "MouthInterior":
+    def reseated(self, vertices_neutral: np.ndarray) -> MouthInterior:
         """The interior of another identity of the same model given only its neutral head.
 
         The identity coefficients are the least-squares fit of the head's identity basis to

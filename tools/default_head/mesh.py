@@ -67,7 +67,7 @@ class HeadMesh:
         """(2Q, 3) int64 UV corners of :attr:`triangles`."""
         return triangulate_polygons(self.uv_quads)[0]
 
-    def subset(self, keep_quads: np.ndarray) -> tuple["HeadMesh", np.ndarray]:
+    def subset(self, keep_quads: np.ndarray) -> tuple[HeadMesh, np.ndarray]:
         """The mesh of the kept quads only (unused vertices and UVs dropped, islands kept).
 
         Args:
