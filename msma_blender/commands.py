@@ -275,7 +275,7 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
                 else:
                     bpy.ops.export_scene.fbx(filepath=str(path), object_types={"MESH", "CAMERA"},
                                              path_mode="COPY", embed_textures=True, bake_anim=args.animation,
-                                             use_mesh_modifiers=False)
+                                             use_mesh_modifiers=False, use_subsurf=True)
         if args.preview is not None:
             camera = bpy.data.objects[objs[0]["msma_camera"]]
             if args.preview.exists():

@@ -90,7 +90,10 @@ def engine_from_blender_normal_axes() -> tuple[tuple[int, float], tuple[int, flo
 
 
 def uvs_to_blender(uv_coords: np.ndarray, uv_triangles: np.ndarray) -> np.ndarray:
-    """Per-loop UVs ``(F * 3, 2)`` float32 for a mesh whose polygons are the engine triangles in order.
+    """Per-loop UVs ``(L, 2)`` float32 from UV indices of the loops in mesh order.
+
+    ``uv_triangles`` is ``(F, 3)`` for a triangle mesh, or the flat ``(L,)`` UV index of
+    every loop of a mesh with mixed polygons.
 
     Both conventions put the UV origin at the bottom-left, so no flip is needed.
     """

@@ -6,6 +6,11 @@ here they become two new mesh objects, ``"<face> Eye.L"`` (subject's left) and
 they sit where the engine put them and follow every move of the head. They share one
 material with the packed (or saved) procedural eye texture. New data-blocks only; Blender
 adds ``.001`` suffixes when names are taken.
+
+When the face has ``eyeLook{In,Out,Up,Down}{Left,Right}`` shape keys, each eye gets shape
+keys of the same names that turn it about its centre (:func:`msma_engine.eyes.eye_look_targets`),
+driven by the face's keys: moving the face's ``eyeLookOutLeft`` slider turns the left
+eyeball, and .glb/.fbx exports carry the eyes' keys as morph targets / blend shapes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import logging
 import bpy
 import numpy as np
 
-from . import material, mesh_builder
+from msma_engine.eyes import eye_look_targets
+
+from . import material, mesh_builder, shape_keys
 
 __all__ = ["add_eye_objects", "new_eye_material"]
 
@@ -60,6 +67,12 @@ def add_eye_objects(face_obj: bpy.types.Object, eyes, collection: bpy.types.Coll
         obj.matrix_parent_inverse.identity()
         obj["msma_eye"] = eye.side
         obj["msma_eye_radius"] = float(eye.radius)
+        obj["msma_eye_centre"] = [float(c) for c in eye.centre]
+        face_keys = face_obj.data.shape_keys
+        if face_keys is not None:
+            names, offsets = eye_look_targets(eye, [k.name for k in face_keys.key_blocks])
+            if names:
+                shape_keys.add_driven_keys(obj, verts, offsets, names, face_obj)
         objs.append(obj)
     face_obj["msma_eyes"] = [o.name for o in objs]
     log.info("added eyes %r to %r", [o.name for o in objs], face_obj.name)

@@ -2,8 +2,17 @@
 
 Creates, never modifies: a mesh with a UV map, an object named after the photo, "Basis" +
 expression shape keys, the albedo image, a material with the SH lighting group, two
-eyeball child objects (:mod:`.eyes`), and optionally a camera matching the photo. The coefficients, pose and lighting are stored as
-custom properties on the object (``msma_*``) so they can be read back and re-edited.
+eyeball child objects (:mod:`.eyes`), and optionally a camera matching the photo. The
+coefficients, pose and lighting are stored as custom properties on the object (``msma_*``)
+so they can be read back and re-edited.
+
+The mesh keeps the face model's quads (``result.polygons``; triangles for BFM09). The mouth
+interior (teeth, tongue; :mod:`msma_engine.mouth`), when the model has one, is part of the
+same mesh: its vertices follow the head's (the first ``V`` vertices are the model's, in
+order), its polygons use the "Teeth" and "Tongue" materials and vertex groups
+``upper_teeth``, ``lower_teeth``, ``tongue``, and the same shape keys move it (``jawOpen``
+swings the lower teeth and tongue), so every exporter keeps them together. A Subdivision
+Surface modifier (after the shape keys) smooths the quads when ``subdivision`` > 0.
 """
 
 from __future__ import annotations
@@ -15,9 +24,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from msma_engine.mouth import PART_COLORS
+
 from . import conversion, eyes, material, mesh_builder, shape_keys
 
-__all__ = ["BuildOptions", "build_face_object", "new_photo_camera", "object_name_for", "store_result_properties"]
+__all__ = ["BuildOptions", "SUBSURF_NAME", "build_face_object", "new_photo_camera", "object_name_for",
+           "store_result_properties"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,9 @@ class BuildOptions:
         name: object name; default the photo's stem (``"Face"`` for in-memory images).
         add_eyes: add the result's eyeballs (if it has any) as child objects
             ``"<name> Eye.L"`` / ``"<name> Eye.R"``.
+        add_mouth: add the result's mouth interior (if it has one) to the face mesh.
+        subdivision: Subdivision Surface viewport levels (0 = no modifier); render levels
+            are one more.
     """
 
     texture_mode: str = "PACK"
@@ -44,6 +59,12 @@ class BuildOptions:
     lighting: float = 1.0
     name: str | None = None
     add_eyes: bool = True
+    add_mouth: bool = True
+    subdivision: int = 1
+
+
+SUBSURF_NAME = "MSMA Subdivision"
+MOUTH_MATERIALS = {"upper_teeth": "Teeth", "lower_teeth": "Teeth", "tongue": "Tongue"}
 
 
 def object_name_for(result) -> str:
@@ -75,9 +96,10 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
     opts = options or BuildOptions()
     name = opts.name or object_name_for(result)
     neutral = result.vertices_neutral if vertices_neutral is None else vertices_neutral
-    mesh = mesh_builder.new_face_mesh(name, neutral, result.triangles, result.uv_coords, result.uv_triangles)
+    geo = _face_geometry(result, neutral, exp_basis, add_mouth=opts.add_mouth, reseat=vertices_neutral is not None)
+    mesh = mesh_builder.new_face_mesh(name, geo.vertices, geo.polygons, geo.uv_coords, geo.uv_polygons)
     obj = mesh_builder.new_face_object(name, mesh, collection)
-    shape_keys.add_expression_keys(obj, neutral, exp_basis, list(result.expression_names),
+    shape_keys.add_expression_keys(obj, geo.vertices, geo.exp_basis, list(result.expression_names),
                                    result.expression_range, result.expression_weights,
                                    all_values=all_expression_values)
     texture_dir = opts.texture_dir
@@ -86,8 +108,14 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
             raise ValueError("save the .blend file first, or choose to pack the texture")
         texture_dir = str(Path(bpy.path.abspath("//")))
     image = material.new_albedo_image(f"{obj.name} albedo", result.albedo_texture, opts.texture_mode, texture_dir)
-    mat = material.new_face_material(f"{obj.name}", image, result.sh_coeffs, lighting=opts.lighting)
+    mat = material.new_face_material(f"{obj.name}", image, result.sh_coeffs, lighting=opts.lighting,
+                                     texture=result.albedo_texture)
     mesh.materials.append(mat)
+    if geo.mouth is not None:
+        _add_mouth_parts(obj, geo)
+    if opts.subdivision > 0:
+        mod = obj.modifiers.new(SUBSURF_NAME, "SUBSURF")
+        mod.levels, mod.render_levels = int(opts.subdivision), int(opts.subdivision) + 1
     mesh_builder.set_object_pose(obj, result.rotation, result.translation)
     store_result_properties(obj, result)
     if opts.add_eyes and getattr(result, "eyes", None) is not None:
@@ -100,8 +128,74 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
             scene.camera = cam
             scene.render.resolution_x, scene.render.resolution_y = cam.data["msma_resolution"]
             scene.render.resolution_percentage = 100
-    log.info("built %r: %d vertices, %d shape keys", obj.name, len(mesh.vertices), len(result.expression_names))
+    log.info("built %r: %d vertices (%d head), %d polygons, %d shape keys", obj.name, len(mesh.vertices), geo.n_head,
+             len(mesh.polygons), len(result.expression_names))
     return obj
+
+
+@dataclass
+class _FaceGeometry:
+    """Head (+ mouth interior) arrays of one face mesh, engine model frame, metres."""
+
+    vertices: np.ndarray  # (V + Vi, 3)
+    polygons: np.ndarray  # (P, 4) or (F, 3)
+    uv_coords: np.ndarray
+    uv_polygons: np.ndarray
+    exp_basis: np.ndarray  # (K, V + Vi, 3)
+    n_head: int
+    mouth: object = None  # MouthInterior or None
+    n_head_polygons: int = 0
+
+
+def _face_geometry(result, neutral: np.ndarray, exp_basis: np.ndarray, add_mouth: bool, reseat: bool) -> _FaceGeometry:
+    """The mesh arrays: the model's polygons (quads when it has them) and the mouth interior
+    (re-fitted to ``neutral`` when ``reseat``, i.e. ``neutral`` is not the result's own)."""
+    polys = getattr(result, "polygons", None)
+    uv_polys = getattr(result, "uv_polygons", None)
+    if polys is None:
+        polys, uv_polys = result.triangles, result.uv_triangles
+    polys, uv_polys = np.asarray(polys, np.int64), np.asarray(uv_polys, np.int64)
+    neutral = np.asarray(neutral, np.float64)
+    exp_basis = np.asarray(exp_basis, np.float64)
+    n_v = len(neutral)
+    mouth = getattr(result, "mouth", None) if add_mouth else None
+    if mouth is None:
+        return _FaceGeometry(neutral, polys, result.uv_coords, uv_polys, exp_basis, n_v, None, len(polys))
+    if reseat:
+        mouth = mouth.reseated(neutral)
+    if polys.shape[1] == 3:
+        pad = np.full((len(polys), 1), -1, np.int64)
+        polys, uv_polys = np.hstack([polys, pad]), np.hstack([uv_polys, pad])
+    m_polys = np.asarray(mouth.polygons, np.int64)
+    # The interior is untextured (own materials): every corner uses one extra UV at (0, 0).
+    uv_coords = np.vstack([result.uv_coords, np.zeros((1, 2), np.float32)])
+    m_uv = np.where(m_polys >= 0, len(result.uv_coords), -1)
+    return _FaceGeometry(
+        vertices=np.vstack([neutral, mouth.vertices_neutral]),
+        polygons=np.vstack([polys, np.where(m_polys >= 0, m_polys + n_v, -1)]),
+        uv_coords=uv_coords, uv_polygons=np.vstack([uv_polys, m_uv]),
+        exp_basis=np.concatenate([exp_basis, np.asarray(mouth.exp_basis, np.float64)], axis=1),
+        n_head=n_v, mouth=mouth, n_head_polygons=len(polys))
+
+
+def _add_mouth_parts(obj: bpy.types.Object, geo: _FaceGeometry) -> None:
+    """Materials and vertex groups of the interior polygons (after the head's)."""
+    mesh, mouth = obj.data, geo.mouth
+    slots = {}
+    for name in dict.fromkeys(MOUTH_MATERIALS.get(p, p) for p in mouth.part_names):
+        part = next(p for p in mouth.part_names if MOUTH_MATERIALS.get(p, p) == name)
+        mesh.materials.append(material.new_plain_material(f"{obj.name} {name}", PART_COLORS.get(part, (0.8,) * 3),
+                                                          roughness=0.35 if name == "Teeth" else 0.5))
+        slots[name] = len(mesh.materials) - 1
+    index = np.zeros(len(mesh.polygons), np.int32)
+    index[geo.n_head_polygons:] = [slots[MOUTH_MATERIALS.get(mouth.part_names[p], mouth.part_names[p])]
+                                   for p in mouth.part]
+    mesh.polygons.foreach_set("material_index", index)
+    for part in mouth.part_names:
+        group = obj.vertex_groups.new(name=part)
+        group.add([int(i) + geo.n_head for i in mouth.part_vertices(part)], 1.0, "REPLACE")
+    obj["msma_mouth_parts"] = list(mouth.part_names)
+    mesh.update()
 
 
 def store_result_properties(obj: bpy.types.Object, result) -> None:

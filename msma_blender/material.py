@@ -235,7 +235,7 @@ def new_image_material(name: str, image: bpy.types.Image, image_node_name: str,
 
 
 def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
-                      lighting: float = 1.0) -> bpy.types.Material:
+                      lighting: float = 1.0, texture: np.ndarray | None = None) -> bpy.types.Material:
     """A new material: image texture → SH lighting group → Principled BSDF.
 
     Args:
@@ -243,6 +243,8 @@ def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
         image: the albedo image.
         sh_coeffs: ``(27,)`` engine SH coefficients R(9) G(9) B(9).
         lighting: initial "Lighting" factor (1 = photo lighting, 0 = plain albedo).
+        texture: the image's ``(H, W, 3)`` uint8 source, when at hand: its mean gives the
+            viewport colour without reading the image's pixels back (0.1-0.3 s at 1024²).
     """
     mat, bsdf, tex = new_image_material(name, image, "MSMA Albedo", roughness=0.6)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
@@ -256,10 +258,13 @@ def new_face_material(name: str, image: bpy.types.Image, sh_coeffs: np.ndarray,
     links.new(tex.outputs["Color"], group_node.inputs["Albedo"])
     links.new(group_node.outputs["Color"], bsdf.inputs["Base Color"])
 
-    # Solid-mode viewport colour: the mean albedo.
-    pixels = np.empty(len(image.pixels), dtype=np.float32)
-    image.pixels.foreach_get(pixels)
-    mean = pixels.reshape(-1, 4)[:, :3].mean(axis=0)
+    # Solid-mode viewport colour: the mean albedo (every 7th texel is plenty).
+    if texture is not None:
+        mean = np.asarray(texture).reshape(-1, 3)[::7].mean(axis=0) / 255.0
+    else:
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        mean = pixels.reshape(-1, 4)[::7, :3].mean(axis=0)
     mat.diffuse_color = (*(float(c) for c in mean), 1.0)
     return mat
 
@@ -270,3 +275,18 @@ def use_plain_albedo(mat: bpy.types.Material) -> None:
     tex, bsdf = nodes.get("MSMA Albedo"), next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
     if tex is not None and bsdf is not None:
         mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+
+
+def new_plain_material(name: str, color, roughness: float = 0.5) -> bpy.types.Material:
+    """A new Principled BSDF material of one linear RGB ``color`` (teeth, tongue)."""
+    mat = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None) or nodes.new("ShaderNodeBsdfPrincipled")
+    out = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None) or nodes.new("ShaderNodeOutputMaterial")
+    links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    bsdf.inputs["Base Color"].default_value = (*(float(c) for c in color), 1.0)
+    bsdf.inputs["Roughness"].default_value = roughness
+    mat.diffuse_color = (*(float(c) for c in color), 1.0)
+    return mat

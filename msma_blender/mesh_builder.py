@@ -21,32 +21,37 @@ log = logging.getLogger(__name__)
 UV_LAYER_NAME = "UVMap"
 
 
-def new_face_mesh(name: str, vertices_model: np.ndarray, triangles: np.ndarray,
-                  uv_coords: np.ndarray, uv_triangles: np.ndarray) -> bpy.types.Mesh:
-    """A new smooth-shaded triangle mesh with one UV map.
+def new_face_mesh(name: str, vertices_model: np.ndarray, polygons: np.ndarray,
+                  uv_coords: np.ndarray, uv_polygons: np.ndarray) -> bpy.types.Mesh:
+    """A new smooth-shaded mesh of triangles and quads with one UV map.
 
     Args:
         name: wanted mesh name (Blender adds a suffix if it exists).
         vertices_model: ``(V, 3)`` engine model-frame vertices, metres.
-        triangles: ``(F, 3)`` vertex indices, counter-clockwise outward.
+        polygons: ``(F, 3)`` triangles, or ``(P, 4)`` quads and triangles (4th corner -1),
+            vertex indices, counter-clockwise outward.
         uv_coords: ``(T, 2)`` UVs, origin bottom-left.
-        uv_triangles: ``(F, 3)`` indices into ``uv_coords``.
+        uv_polygons: indices into ``uv_coords``, same shape and -1 corners as ``polygons``.
 
     Returns:
-        The new mesh; its polygons are the triangles in the given order.
+        The new mesh; its polygons are the given ones in the given order.
     """
     verts = conversion.points_to_blender(vertices_model)
-    tris = np.asarray(triangles, dtype=np.int32)
-    n_f = len(tris)
+    polys = np.asarray(polygons, dtype=np.int64)
+    uv_polys = np.asarray(uv_polygons, dtype=np.int64)
+    corner = polys >= 0
+    sizes = corner.sum(axis=1).astype(np.int32)
+    n_f = len(polys)
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(verts))
     mesh.vertices.foreach_set("co", verts.reshape(-1))
-    mesh.loops.add(n_f * 3)
-    mesh.loops.foreach_set("vertex_index", tris.reshape(-1))
+    mesh.loops.add(int(sizes.sum()))
+    mesh.loops.foreach_set("vertex_index", polys[corner].astype(np.int32))
     mesh.polygons.add(n_f)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, n_f * 3, 3, dtype=np.int32))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+    mesh.polygons.foreach_set("loop_start", starts)
     uv_layer = mesh.uv_layers.new(name=UV_LAYER_NAME)
-    uv_layer.data.foreach_set("uv", conversion.uvs_to_blender(uv_coords, uv_triangles).reshape(-1))
+    uv_layer.data.foreach_set("uv", conversion.uvs_to_blender(uv_coords, uv_polys[corner]).reshape(-1))
     mesh.update(calc_edges=True)
     if mesh.validate(verbose=False):
         # validate() returns True when it had to fix something: the input was inconsistent.

@@ -94,6 +94,7 @@ def request_from_settings(context) -> tuple[JobRequest, BuildOptions]:
                          texture_size=int(s.texture_size), face="all" if s.all_faces else "largest",
                          animation=s.source == "SEQUENCE")
     options = BuildOptions(texture_mode=s.texture_mode, add_camera=s.add_camera, lighting=s.lighting,
+                           subdivision=s.subdivision, add_mouth=s.add_mouth,
                            set_scene_camera=s.add_camera and context.scene.camera is None,
                            # an animation is named after its frames' folder, a photo's face after the photo
                            name=Path(paths[0]).name if s.source == "SEQUENCE" else None)

@@ -66,6 +66,8 @@ class MSMA_PT_options(_MSMAPanel, bpy.types.Panel):
         layout.prop(s, "texture_mode")
         layout.prop(s, "add_camera")
         layout.prop(s, "lighting")
+        layout.prop(s, "subdivision")
+        layout.prop(s, "add_mouth")
 
 
 class MSMA_PT_animation(_MSMAPanel, bpy.types.Panel):

@@ -59,6 +59,11 @@ class MSMA_SceneSettings(bpy.types.PropertyGroup):
                              description="Add a camera that sees the face as the photo did")
     lighting: FloatProperty(name="Photo Lighting", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                             description="Initial mix of the photo's SH lighting (0 = plain albedo)")
+    subdivision: IntProperty(name="Subdivision", default=1, min=0, max=3,
+                             description="Subdivision Surface levels in the viewport (render: one more; "
+                                         "0 = no modifier). Shape keys act under it")
+    add_mouth: BoolProperty(name="Teeth and Tongue", default=True,
+                            description="Add the mouth interior (models that have one, not BFM09)")
     smoothing: FloatProperty(name="Smoothing", default=1.0, min=0.0, max=10.0,
                              description="Gaussian smoothing over frames (sigma, in frames; 0 = off)")
     identity: EnumProperty(name="Identity", default="FIRST",

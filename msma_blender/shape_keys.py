@@ -9,7 +9,7 @@ import numpy as np
 
 from . import conversion
 
-__all__ = ["BASIS_NAME", "SLIDER_LIMIT", "add_expression_keys", "slider_range"]
+__all__ = ["BASIS_NAME", "SLIDER_LIMIT", "add_expression_keys", "add_driven_keys", "slider_range"]
 
 log = logging.getLogger(__name__)
 
@@ -76,4 +76,49 @@ def add_expression_keys(obj: bpy.types.Object, vertices_neutral: np.ndarray, exp
         key.value = float(weights[i])
         keys.append(key)
     obj.data.shape_keys.use_relative = True
+    return keys
+
+
+def add_driven_keys(obj: bpy.types.Object, vertices: np.ndarray, offsets: np.ndarray, names: list[str],
+                    source: bpy.types.Object) -> list[bpy.types.ShapeKey]:
+    """Give ``obj`` "Basis" plus keys whose values follow ``source``'s keys of the same names (drivers).
+
+    Used for parts that move with the face's expressions but are separate objects (the
+    eyeballs' ``eyeLook*`` turns). Exporters see ordinary shape keys of the same names.
+
+    Args:
+        obj: mesh object without shape keys.
+        vertices: ``(N, 3)`` engine model-frame rest positions of ``obj``'s vertices, metres.
+        offsets: ``(K, N, 3)`` engine-axes offsets at value 1.
+        names: ``K`` key names, each a key of ``source``.
+        source: the face object whose shape keys drive these.
+
+    Returns:
+        The K new keys.
+    """
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if offsets.shape != (len(names), len(obj.data.vertices), 3):
+        raise ValueError(f"offsets {offsets.shape} do not match {len(names)} names and "
+                         f"{len(obj.data.vertices)} vertices")
+    src_keys = source.data.shape_keys
+    rest = conversion.points_to_blender(vertices).astype(np.float64)
+    obj.shape_key_add(name=BASIS_NAME, from_mix=False).data.foreach_set("co", rest.astype(np.float32).reshape(-1))
+    keys = []
+    for name, off in zip(names, offsets):
+        src = src_keys.key_blocks[name]  # KeyError: not a key of the source
+        key = obj.shape_key_add(name=name, from_mix=False)
+        key.data.foreach_set("co", (rest + conversion.points_to_blender(off)).astype(np.float32).reshape(-1))
+        key.slider_max = SLIDER_LIMIT
+        key.slider_min, key.slider_max = src.slider_min, src.slider_max
+        fcurve = key.driver_add("value")
+        driver = fcurve.driver
+        driver.type = "AVERAGE"
+        var = driver.variables.new()
+        var.name = "value"
+        var.type = "SINGLE_PROP"
+        var.targets[0].id_type = "KEY"
+        var.targets[0].id = src_keys
+        var.targets[0].data_path = f'key_blocks["{name}"].value'
+        key.value = src.value
+        keys.append(key)
     return keys

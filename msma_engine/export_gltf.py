@@ -6,9 +6,17 @@ glTF's +y up, +z forward matches the model frame, docs/CONVENTIONS.md), vertex n
 expression basis vector (``POSITION`` deltas per unit coefficient). The targets are named
 in ``mesh.extras.targetNames`` (what Blender's glTF importer reads for shape-key names) and
 the mesh's default ``weights`` are the fitted expression coefficients, so the file opens
-with the fitted expression. The eyeballs (:mod:`msma_engine.eyes`), when the result has them, are two
-more meshes (rigid, no morph targets, their own eye material and texture) in child nodes
-of the face node, so importers parent them to the head.
+with the fitted expression. Child nodes of the face node (importers parent them to the head):
+
+* the eyeballs (:mod:`msma_engine.eyes`), their own eye material and texture, with the
+  ``eyeLook*`` turns of their side as morph targets of the same names;
+* the mouth interior (:mod:`msma_engine.mouth`), one mesh per part (``upper_teeth``,
+  ``lower_teeth``, ``tongue``) with a plain colour, morph targets for the expressions that
+  move it (``jawOpen``, ``jawLeft`` ... ``tongueOut``) under the face's names.
+
+A player drives the children's targets with the face's weight of the same name. Morph
+targets that move few vertices are written as sparse accessors (glTF 2.0 core).
+glTF meshes are triangles; the quads of the face model survive in Blender and FBX.
 
 glTF stores one UV per vertex, so vertices are split where the UV layout has seams
 (one output vertex per distinct ``(vertex, uv)`` pair). glTF's UV origin is the top-left
@@ -32,10 +40,13 @@ import numpy as np
 from PIL import Image
 
 from msma_engine.errors import ShapeError
-from msma_engine.eyes import Eyeballs
+from msma_engine.eyes import Eyeballs, eye_look_targets
+from msma_engine.model_file import triangulate_polygons
+from msma_engine.mouth import PART_COLORS, MouthInterior
 from msma_engine.result import FaceResult
 
-__all__ = ["GLBMesh", "mesh_from_result", "eye_meshes", "build_glb", "write_glb", "split_uv_seams", "read_glb"]
+__all__ = ["GLBMesh", "mesh_from_result", "eye_meshes", "mouth_meshes", "build_glb", "write_glb", "split_uv_seams",
+           "read_glb"]
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -59,6 +70,7 @@ class GLBMesh:
         texture: ``(H, W, 3)`` uint8 sRGB, row 0 at the top, or None.
         name: mesh/node name.
         extras: JSON-serialisable data stored on the node.
+        color: ``(3,)`` linear RGB base colour when there is no texture (default white).
     """
 
     positions: np.ndarray
@@ -71,6 +83,7 @@ class GLBMesh:
     texture: np.ndarray | None
     name: str = "face"
     extras: dict | None = None
+    color: tuple[float, float, float] | None = None
 
 
 def split_uv_seams(triangles: np.ndarray, uv_triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,12 +153,16 @@ def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str
     )
 
 
-def eye_meshes(eyes: Eyeballs | None, face_name: str = "face") -> list[GLBMesh]:
-    """The eyeballs as two rigid meshes (no morph targets) sharing one eye texture.
+def eye_meshes(eyes: Eyeballs | None, face_name: str = "face", expression_names: Sequence[str] = (),
+               expression_weights: np.ndarray | None = None) -> list[GLBMesh]:
+    """The eyeballs as two meshes sharing one eye texture, ``eyeLook*`` turns as morph targets.
 
     Args:
         eyes: :class:`msma_engine.eyes.Eyeballs` (model frame, metres) or None.
         face_name: name of the face mesh; the eyes are ``"<face_name>_eye_L"`` / ``"_eye_R"``.
+        expression_names: the face's expression names (the eyes' targets take the
+            ``eyeLook*`` ones of their side); empty for rigid eyes.
+        expression_weights: ``(Kexp,)`` the face's weights (the targets' default weights).
 
     Returns:
         ``[left, right]``, or ``[]`` when ``eyes`` is None.
@@ -153,22 +170,66 @@ def eye_meshes(eyes: Eyeballs | None, face_name: str = "face") -> list[GLBMesh]:
     if eyes is None:
         return []
     vertex_of, uv_of, faces = split_uv_seams(eyes.triangles, eyes.uv_triangles)
+    names = list(expression_names)
+    weights = np.zeros(len(names)) if expression_weights is None else np.asarray(expression_weights, np.float64)
     out = []
     for eye in eyes:
         # Sphere normals point away from the centre: exact, no need to average faces.
         normals = (eye.vertices - eye.centre) / eye.radius
+        look_names, look = eye_look_targets(eye, names)
         out.append(GLBMesh(
             positions=np.asarray(eye.vertices, dtype=np.float32)[vertex_of],
             normals=normals.astype(np.float32)[vertex_of],
             uvs=np.asarray(eyes.uv_coords, dtype=np.float32)[uv_of],
             indices=faces.astype(np.uint32),
-            targets=np.zeros((0, len(vertex_of), 3), np.float32),
-            target_names=[],
-            target_weights=np.zeros(0, np.float32),
+            targets=look[:, vertex_of].astype(np.float32),
+            target_names=look_names,
+            target_weights=np.array([weights[names.index(n)] for n in look_names], np.float32),
             texture=eyes.texture,
             name=f"{face_name}_eye_{eye.side}",
             extras={"eye": eye.side, "centre": [float(c) for c in eye.centre], "radius": float(eye.radius),
                     "units": "metre"},
+        ))
+    return out
+
+
+def mouth_meshes(mouth: MouthInterior | None, face_name: str = "face",
+                 expression_weights: np.ndarray | None = None) -> list[GLBMesh]:
+    """The mouth interior as one plain-coloured mesh per part, with the expressions moving it.
+
+    Args:
+        mouth: :class:`msma_engine.mouth.MouthInterior` (model frame, metres) or None.
+        face_name: the parts are ``"<face_name>_<part>"``.
+        expression_weights: ``(Kexp,)`` the face's weights (the targets' default weights).
+
+    Returns:
+        One mesh per part, or ``[]`` when ``mouth`` is None.
+    """
+    if mouth is None:
+        return []
+    n_exp = len(mouth.expression_names)
+    weights = np.zeros(n_exp) if expression_weights is None else np.asarray(expression_weights, np.float64)
+    out = []
+    for p, part in enumerate(mouth.part_names):
+        polys = mouth.polygons[mouth.part == p]
+        used = np.unique(polys[polys >= 0])
+        local = np.full(len(mouth.vertices_neutral), -1, np.int64)
+        local[used] = np.arange(len(used))
+        tris = local[triangulate_polygons(polys)[0]]
+        verts = np.asarray(mouth.vertices_neutral, np.float64)[used]
+        keys = [k for k in range(n_exp) if np.abs(mouth.exp_basis[k][used]).max() > 1e-6]
+        out.append(GLBMesh(
+            positions=verts.astype(np.float32),
+            normals=_vertex_normals_np(verts, tris).astype(np.float32),
+            uvs=np.zeros((len(used), 2), np.float32),
+            indices=tris.astype(np.uint32),
+            targets=np.asarray(mouth.exp_basis, np.float32)[keys][:, used].reshape(len(keys), len(used), 3),
+            target_names=[mouth.expression_names[k] for k in keys],
+            target_weights=weights[keys].astype(np.float32),
+            texture=None,
+            name=f"{face_name}_{part}",
+            extras={"mouth_part": part, "units": "metre"},
+            color=PART_COLORS.get(part, (0.8, 0.8, 0.8)),
         ))
     return out
 
@@ -201,6 +262,24 @@ class _BinWriter:
             cast = int if comp == _UINT32 else float
             acc["min"] = [cast(x) for x in flat.min(axis=0)]
             acc["max"] = [cast(x) for x in flat.max(axis=0)]
+        self.accessors.append(acc)
+        return len(self.accessors) - 1
+
+    def morph_accessor(self, deltas: np.ndarray) -> int:
+        """A ``(N, 3)`` morph-target accessor; sparse when under half the vertices move."""
+        d = np.asarray(deltas, dtype=np.float32)
+        moving = np.flatnonzero(np.any(d != 0, axis=1)).astype(np.uint32)
+        if len(moving) >= len(d) // 2:
+            return self.accessor(d, "VEC3", _ARRAY_BUFFER, True)
+        bounds = d if len(moving) else np.zeros((1, 3), np.float32)
+        acc = {"componentType": _FLOAT, "count": int(len(d)), "type": "VEC3",
+               "min": [float(x) for x in bounds.min(axis=0)], "max": [float(x) for x in bounds.max(axis=0)]}
+        if len(moving):
+            acc["sparse"] = {
+                "count": int(len(moving)),
+                "indices": {"bufferView": self.view(moving.astype("<u4").tobytes()), "componentType": _UINT32},
+                "values": {"bufferView": self.view(np.ascontiguousarray(d[moving]).astype("<f4").tobytes())},
+            }
         self.accessors.append(acc)
         return len(self.accessors) - 1
 
@@ -253,13 +332,15 @@ def build_glb(mesh: GLBMesh, children: Sequence[GLBMesh] = ()) -> bytes:
         primitive = {"attributes": attributes, "indices": indices, "mode": 4, "material": i}
         gmesh: dict = {"name": m.name, "primitives": [primitive]}
         if m.target_names:
-            primitive["targets"] = [{"POSITION": w.accessor(t, "VEC3", _ARRAY_BUFFER, True)} for t in m.targets]
+            primitive["targets"] = [{"POSITION": w.morph_accessor(t)} for t in m.targets]
             gmesh["weights"] = [float(x) for x in m.target_weights]
             gmesh["extras"] = {"targetNames": list(m.target_names)}
         gltf["meshes"].append(gmesh)
         gltf["nodes"].append({"mesh": i, "name": m.name, **({"extras": m.extras} if m.extras else {})})
         material = {"name": f"{m.name}_albedo", "doubleSided": False,
                     "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 0.7}}
+        if m.color is not None:
+            material["pbrMetallicRoughness"]["baseColorFactor"] = [float(c) for c in m.color] + [1.0]
         if m.texture is not None:
             key = id(m.texture)
             if key not in images:
@@ -295,7 +376,7 @@ def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path
 
     Args:
         result: the reconstruction (neutral shape, UVs, texture, expression weights); its
-            eyeballs, if any, become child nodes of the face node.
+            eyeballs and mouth interior, if any, become child nodes of the face node.
         expression_basis: ``(Kexp, V, 3)`` the face model's expression basis, metres.
         path: output file (overwritten; callers decide whether that is allowed).
         name: mesh/node name.
@@ -305,7 +386,9 @@ def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path
     """
     path = Path(path)
     face = mesh_from_result(result, expression_basis, name)
-    path.write_bytes(build_glb(face, eye_meshes(result.eyes, face.name)))
+    children = (eye_meshes(result.eyes, face.name, result.expression_names, result.expression_weights)
+                + mouth_meshes(getattr(result, "mouth", None), face.name, result.expression_weights))
+    path.write_bytes(build_glb(face, children))
     return path
 
 

@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from msma_engine.errors import ShapeError
 
-__all__ = ["EYE_RADIUS", "GAP", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets", "eyeballs_for",
-           "uv_sphere", "eye_texture", "iris_color_from_albedo", "DEFAULT_IRIS_COLOR"]
+__all__ = ["EYE_RADIUS", "GAP", "EYE_LOOK_DEGREES", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets",
+           "eyeballs_for", "eye_look_targets", "look_rotation", "uv_sphere", "eye_texture", "iris_color_from_albedo",
+           "DEFAULT_IRIS_COLOR"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ GAP = 0.0005  # metres: clearance between the eyeball and the eyelid skin in fro
 IRIS_HALF_ANGLE = np.arcsin(6.0 / 12.0)  # iris ~12 mm across on a 24 mm eyeball.
 PUPIL_HALF_ANGLE = np.arcsin(2.0 / 12.0)
 DEFAULT_IRIS_COLOR = (104, 84, 62)  # sRGB: a neutral hazel-brown.
+# Eyeball turn at weight 1 of eyeLook{In,Out,Up,Down}{Left,Right}, degrees: within the
+# comfortable human range (about 25-30 degrees sideways, less upwards).
+EYE_LOOK_DEGREES = {"In": 25.0, "Out": 25.0, "Up": 20.0, "Down": 25.0}
+# Expressions whose lids the eyeball must stay behind (suffix Left/Right added per side).
+_LID_KEYS = ("eyeBlink", "eyeSquint", "eyeLookDown", "eyeLookUp", "eyeLookIn", "eyeLookOut")
+_SIDE_SUFFIX = {"L": "Left", "R": "Right"}  # ARKit Left = the subject's left = +x = Blender .L
 
 # Eye landmarks (iBUG 68): subject's right eye first, then left.
 _EYE_LANDMARKS = {"R": slice(36, 42), "L": slice(42, 48)}
@@ -81,6 +88,8 @@ class Eyeball:
         vertices: ``(N, 3)`` metres, model frame.
         rim: ``(R,)`` model vertex indices of the eyelid margin it was seated on.
         front: ``(K,)`` model vertex indices of the skin it stays behind.
+        lid_offsets: ``(M, U, 3)`` expression offsets (metres, weight 1) of the vertices
+            ``union1d(rim, front)`` that the eyeball also stays behind (closed lids).
     """
 
     side: str
@@ -89,6 +98,7 @@ class Eyeball:
     vertices: np.ndarray
     rim: np.ndarray
     front: np.ndarray
+    lid_offsets: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3)))
 
 
 @dataclass
@@ -135,8 +145,8 @@ class Eyeballs:
         moved = []
         for e in self:
             unit = (e.vertices - e.centre) / e.radius
-            centre, r = _seat(verts, e.rim, e.front, self.wanted_radius)
-            moved.append(Eyeball(e.side, centre, r, centre + r * unit, e.rim, e.front))
+            centre, r = _seat(verts, e.rim, e.front, self.wanted_radius, e.lid_offsets)
+            moved.append(Eyeball(e.side, centre, r, centre + r * unit, e.rim, e.front, e.lid_offsets))
         return Eyeballs(left=moved[0], right=moved[1], triangles=self.triangles, uv_coords=self.uv_coords,
                         uv_triangles=self.uv_triangles, texture=self.texture, iris_color=self.iris_color,
                         wanted_radius=self.wanted_radius)
@@ -348,13 +358,16 @@ def iris_color_from_albedo(model, vertices_neutral: np.ndarray, albedo_texture: 
     return np.median(samples, axis=0).round().astype(np.uint8)
 
 
-def _seat(verts: np.ndarray, rim: np.ndarray, front: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
-    """Centre and radius of the eyeball behind one eyelid opening."""
+def _seat(verts: np.ndarray, rim: np.ndarray, front: np.ndarray, radius: float,
+          lid_offsets: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Centre and radius of the eyeball behind one eyelid opening (and its closed lids)."""
     rim_pts = verts[rim]
     centre = rim_pts.mean(axis=0)
     # An eyeball wider than the opening's width would show its edge around the lids.
     radius = float(min(radius, 0.55 * np.ptp(rim_pts[:, 0])))
     pts = verts[np.union1d(rim, front)]
+    if lid_offsets is not None and len(lid_offsets):
+        pts = np.concatenate([pts, (pts[None] + lid_offsets).reshape(-1, 3)])
     d2 = np.sum((pts[:, :2] - centre[:2]) ** 2, axis=1)
     over = d2 < radius ** 2
     # Highest centre z with the sphere GAP behind every skin vertex above or below it.
@@ -389,14 +402,65 @@ def eyeballs_for(model, vertices_neutral: np.ndarray, iris_color=None, *, segmen
         logger.info("face model %r has no eye-socket UV islands: no eyeballs", getattr(model, "name", "?"))
         return None
     unit, tris, uvs, uv_tris = uv_sphere(segments, rings)
+    names = list(getattr(model, "expression_names", []))
+    exp_basis = _np(model.exp_basis) if names else None
     eyes = {}
     for side in ("L", "R"):
-        centre, r = _seat(verts, sockets.rim[side], sockets.front[side], radius)
+        rim, front = sockets.rim[side], sockets.front[side]
+        lid_keys = [names.index(k + _SIDE_SUFFIX[side]) for k in _LID_KEYS if k + _SIDE_SUFFIX[side] in names]
+        lid_offsets = (exp_basis[lid_keys][:, np.union1d(rim, front)].astype(np.float64) if lid_keys
+                       else np.zeros((0, 0, 3)))
+        centre, r = _seat(verts, rim, front, radius, lid_offsets)
         eyes[side] = Eyeball(side=side, centre=centre, radius=r, vertices=centre + r * unit,
-                             rim=sockets.rim[side], front=sockets.front[side])
+                             rim=rim, front=front, lid_offsets=lid_offsets)
     iris = np.asarray(DEFAULT_IRIS_COLOR if iris_color is None else iris_color, dtype=np.float64)
     if iris.shape != (3,):
         raise ShapeError(f"iris_color must be (3,) sRGB, got {iris.shape}")
     iris = np.clip(iris, 0, 255).round().astype(np.uint8)
     return Eyeballs(left=eyes["L"], right=eyes["R"], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
                     texture=eye_texture(iris, texture_size), iris_color=iris, wanted_radius=float(radius))
+
+
+def look_rotation(side: str, direction: str, degrees: float) -> np.ndarray:
+    """``(3, 3)`` rotation turning an eye's forward axis (+z) towards ``direction``.
+
+    Args:
+        side: ``"L"`` (subject's left, +x) or ``"R"``.
+        direction: ``"In"`` (towards the nose), ``"Out"``, ``"Up"`` or ``"Down"``.
+        degrees: turn angle.
+    """
+    out_x = 1.0 if side == "L" else -1.0
+    target = {"Out": (out_x, 0.0), "In": (-out_x, 0.0), "Up": (0.0, 1.0), "Down": (0.0, -1.0)}
+    if side not in _SIDE_SUFFIX or direction not in target:
+        raise ShapeError(f"look_rotation needs side L/R and direction In/Out/Up/Down, got {side!r}, {direction!r}")
+    dx, dy = target[direction]
+    axis = np.cross([0.0, 0.0, 1.0], [dx, dy, 0.0])  # unit: z is orthogonal to (dx, dy, 0)
+    a = np.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
+
+
+def eye_look_targets(eye: Eyeball, expression_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The ``eyeLook*`` turns of one eyeball as vertex offsets at weight 1.
+
+    Offsets are exact at weights 0 and 1 and linear in between (at weight 0.5 of a 25° turn
+    the eyeball is 2.4 % smaller, 0.3 mm on a 12 mm radius), which is what glTF morph
+    targets and Blender shape keys can express.
+
+    Args:
+        eye: one eyeball.
+        expression_names: the face's expression names; only the ``eyeLook{dir}{side}``
+            names present are returned, in this order.
+
+    Returns:
+        ``names`` and ``(K, N, 3)`` offsets, metres.
+    """
+    names, deltas = [], []
+    suffix = _SIDE_SUFFIX[eye.side]
+    rel = np.asarray(eye.vertices, dtype=np.float64) - eye.centre
+    for name in expression_names:
+        for direction, degrees in EYE_LOOK_DEGREES.items():
+            if name == f"eyeLook{direction}{suffix}":
+                names.append(name)
+                deltas.append(rel @ look_rotation(eye.side, direction, degrees).T - rel)
+    return names, np.asarray(deltas, dtype=np.float64).reshape(len(names), len(rel), 3)

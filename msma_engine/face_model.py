@@ -142,6 +142,18 @@ class FaceModel(nn.Module):
         self.register_buffer("skin_mask", f32(data.skin_mask))
         self.register_buffer("face_region", torch.as_tensor(np.asarray(data.face_region, dtype=bool)))
         self.register_buffer("vertex_uv", _vertex_uv(data), persistent=False)
+        # Optional parts (NumPy, not used by the differentiable model): the source polygons
+        # (quads) for exporters, and the mouth interior (:mod:`msma_engine.mouth`).
+        self.polygons = None if data.polygons is None else np.asarray(data.polygons, np.int32)
+        self.uv_polygons = None if data.uv_polygons is None else np.asarray(data.uv_polygons, np.int32)
+        self.interior = None if not data.has_interior else {
+            "mean_shape": np.asarray(data.interior_mean_shape, np.float32),
+            "id_basis": np.asarray(data.interior_id_basis, np.float32),
+            "exp_basis": np.asarray(data.interior_exp_basis, np.float32),
+            "polygons": np.asarray(data.interior_polygons, np.int32),
+            "part": np.asarray(data.interior_part, np.int32),
+            "part_names": list(data.interior_part_names),
+        }
 
     @property
     def n_vertices(self) -> int:

@@ -29,6 +29,24 @@ face_region            (V,) bool           vertices of the face area used for ev
 metadata               () str              JSON: source, licence, build recipe, notes
 =====================  ==================  =========================================
 
+Optional keys (absent in models that lack them, e.g. BFM09; P polygons, Vi interior vertices):
+
+=====================  ==================  =========================================
+polygons               (P, 4) int32        the source polygons (quads, or triangles padded
+                                           with -1), counter-clockwise seen from outside;
+                                           ``triangles`` must equal
+                                           :func:`triangulate_polygons` of them
+uv_polygons            (P, 4) int32        indices into ``uv_coords``, -1 where ``polygons`` is
+source_index           (V,) int32          vertex of the source mesh each vertex came from
+                                           (MakeHuman base mesh for the default head)
+interior_mean_shape    (Vi, 3) float32     mouth interior (teeth, tongue) at the mean identity
+interior_id_basis      (Kid, Vi, 3) f32    interior displacement per identity coefficient
+interior_exp_basis     (Kexp, Vi, 3) f32   interior displacement per expression coefficient
+interior_polygons      (Pi, 4) int32       interior polygons, -1 padded, CCW outward
+interior_part          (Pi,) int32         index into ``interior_part_names`` per polygon
+interior_part_names    (n,) str            e.g. ``upper_teeth``, ``lower_teeth``, ``tongue``
+=====================  ==================  =========================================
+
 Texture-space albedo arrays are stored with row 0 at the top of the texture
 (see docs/CONVENTIONS.md). Sizes are checked on load; any inconsistency raises
 :class:`msma_engine.errors.ModelFileError` naming the file and the offending key.
@@ -46,13 +64,34 @@ import numpy as np
 
 from msma_engine.errors import ModelFileError
 
-__all__ = ["FaceModelData", "load_face_model_data", "save_face_model_data", "FORMAT", "VERSION"]
+__all__ = ["FaceModelData", "load_face_model_data", "save_face_model_data", "triangulate_polygons",
+           "FORMAT", "VERSION"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "msma-face-model"
 VERSION = 1
 N_LANDMARKS = 68
+
+
+def triangulate_polygons(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fan-triangulate polygons of 3 or 4 corners (quads split along the 0-2 diagonal).
+
+    Args:
+        polygons: (P, 4) int, a triangle's fourth corner is -1.
+
+    Returns:
+        ``triangles`` (F, 3) int64 in polygon order (a quad gives ``(0, 1, 2), (0, 2, 3)``)
+        and ``polygon_of`` (F,) int64, the polygon each triangle comes from.
+    """
+    polys = np.asarray(polygons, dtype=np.int64)
+    is_quad = polys[:, 3] >= 0
+    first = polys[:, [0, 1, 2]]
+    second = polys[:, [0, 2, 3]]
+    tris = np.stack([first, second], axis=1).reshape(-1, 3)
+    poly_of = np.repeat(np.arange(len(polys)), 2)
+    keep = np.stack([np.ones(len(polys), bool), is_quad], axis=1).reshape(-1)
+    return tris[keep], poly_of[keep]
 
 
 @dataclass
@@ -79,6 +118,19 @@ class FaceModelData:
     face_region: np.ndarray
     metadata: dict = field(default_factory=dict)
     units: str = "metre"
+    polygons: np.ndarray | None = None
+    uv_polygons: np.ndarray | None = None
+    source_index: np.ndarray | None = None
+    interior_mean_shape: np.ndarray | None = None
+    interior_id_basis: np.ndarray | None = None
+    interior_exp_basis: np.ndarray | None = None
+    interior_polygons: np.ndarray | None = None
+    interior_part: np.ndarray | None = None
+    interior_part_names: list[str] | None = None
+
+    @property
+    def has_interior(self) -> bool:
+        return self.interior_mean_shape is not None
 
     @property
     def n_vertices(self) -> int:
@@ -160,15 +212,67 @@ class FaceModelData:
         for key in ("mean_shape", "id_basis", "exp_basis", "albedo_mean", "albedo_basis", "uv_coords"):
             if not np.all(np.isfinite(getattr(self, key))):
                 fail(f"{key} holds NaN or infinite values")
+        self._validate_optional(fail, v, t)
+
+    def _validate_optional(self, fail, v: int, t: int) -> None:
+        def polys_ok(key: str, polys: np.ndarray, n: int) -> None:
+            if polys.ndim != 2 or polys.shape[1] != 4 or len(polys) < 1:
+                fail(f"{key} must be (P, 4), got {polys.shape}")
+            if polys[:, :3].min() < 0 or polys.max() >= n or np.any(polys[:, 3] < -1):
+                fail(f"{key} index outside [0, {n}) (or a corner other than the 4th is -1): "
+                     f"range {polys.min()}..{polys.max()}")
+
+        if (self.polygons is None) != (self.uv_polygons is None):
+            fail("polygons and uv_polygons come together")
+        if self.polygons is not None:
+            polys_ok("polygons", self.polygons, v)
+            polys_ok("uv_polygons", self.uv_polygons, t)
+            if self.uv_polygons.shape != self.polygons.shape or not np.array_equal(
+                    self.uv_polygons[:, 3] < 0, self.polygons[:, 3] < 0):
+                fail(f"uv_polygons {self.uv_polygons.shape} must match polygons {self.polygons.shape} corner for corner")
+            tris, _ = triangulate_polygons(self.polygons)
+            uv_tris, _ = triangulate_polygons(self.uv_polygons)
+            if not (np.array_equal(tris, self.triangles) and np.array_equal(uv_tris, self.uv_triangles)):
+                fail(f"triangles ({len(self.triangles)}) are not triangulate_polygons(polygons) ({len(tris)})")
+        if self.source_index is not None and self.source_index.shape != (v,):
+            fail(f"source_index must be ({v},), got {self.source_index.shape}")
+        keys = ("interior_mean_shape", "interior_id_basis", "interior_exp_basis", "interior_polygons",
+                "interior_part", "interior_part_names")
+        present = [getattr(self, k) is not None for k in keys]
+        if any(present) and not all(present):
+            fail(f"interior keys come together; missing {[k for k, p in zip(keys, present) if not p]}")
+        if not any(present):
+            return
+        vi = self.interior_mean_shape.shape[0] if self.interior_mean_shape.ndim == 2 else -1
+        if self.interior_mean_shape.shape != (vi, 3) or vi < 3:
+            fail(f"interior_mean_shape must be (Vi, 3), got {self.interior_mean_shape.shape}")
+        if self.interior_id_basis.shape != (self.n_id, vi, 3):
+            fail(f"interior_id_basis must be ({self.n_id}, {vi}, 3), got {self.interior_id_basis.shape}")
+        if self.interior_exp_basis.shape != (self.n_exp, vi, 3):
+            fail(f"interior_exp_basis must be ({self.n_exp}, {vi}, 3), got {self.interior_exp_basis.shape}")
+        polys_ok("interior_polygons", self.interior_polygons, vi)
+        n_parts = len(self.interior_part_names)
+        if self.interior_part.shape != (len(self.interior_polygons),) or self.interior_part.min() < 0 \
+                or self.interior_part.max() >= n_parts:
+            fail(f"interior_part must be ({len(self.interior_polygons)},) in [0, {n_parts}), "
+                 f"got {self.interior_part.shape}")
+        for key in ("interior_mean_shape", "interior_id_basis", "interior_exp_basis"):
+            if not np.all(np.isfinite(getattr(self, key))):
+                fail(f"{key} holds NaN or infinite values")
 
 
 _ARRAY_KEYS = (
     "mean_shape", "id_basis", "exp_basis", "expression_range", "albedo_mean", "albedo_basis",
     "triangles", "uv_coords", "uv_triangles", "landmark_indices", "skin_mask", "face_region",
 )
+_OPTIONAL_KEYS = (
+    "polygons", "uv_polygons", "source_index", "interior_mean_shape", "interior_id_basis", "interior_exp_basis",
+    "interior_polygons", "interior_part",
+)
 _DTYPES = {
     "triangles": np.int32, "uv_triangles": np.int32, "landmark_indices": np.int32,
-    "face_region": np.bool_,
+    "face_region": np.bool_, "polygons": np.int32, "uv_polygons": np.int32, "source_index": np.int32,
+    "interior_polygons": np.int32, "interior_part": np.int32,
 }
 
 
@@ -192,8 +296,11 @@ def save_face_model_data(data: FaceModelData, path: str | Path, compress: bool =
         "expression_names": np.array(list(data.expression_names)),
         "metadata": np.array(json.dumps(data.metadata, sort_keys=True)),
     }
-    for key in _ARRAY_KEYS:
-        arrays[key] = np.ascontiguousarray(getattr(data, key), dtype=_DTYPES.get(key, np.float32))
+    for key in _ARRAY_KEYS + _OPTIONAL_KEYS:
+        if getattr(data, key) is not None:
+            arrays[key] = np.ascontiguousarray(getattr(data, key), dtype=_DTYPES.get(key, np.float32))
+    if data.interior_part_names is not None:
+        arrays["interior_part_names"] = np.array(list(data.interior_part_names))
     (np.savez_compressed if compress else np.savez)(path, **arrays)
     return path
 
@@ -233,7 +340,9 @@ def load_face_model_data(path: str | Path) -> FaceModelData:
         albedo_space=str(raw["albedo_space"]),
         expression_names=[str(s) for s in raw["expression_names"]],
         metadata=metadata,
+        interior_part_names=([str(s) for s in raw["interior_part_names"]] if "interior_part_names" in raw else None),
         **{k: raw[k] for k in _ARRAY_KEYS},
+        **{k: raw[k] for k in _OPTIONAL_KEYS if k in raw},
     )
     data.validate(str(path))
     log.debug("loaded face model %s: %d vertices, %d triangles, id/exp/tex = %d/%d/%d",

@@ -36,6 +36,7 @@ from msma_engine.eyes import eyeballs_for, iris_color_from_albedo
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
 from msma_engine.image_io import LoadedImage, load_image, load_image_array
+from msma_engine.mouth import mouth_interior_for
 from msma_engine.render import RenderContext
 from msma_engine.result import FaceResult, PhotoCamera
 
@@ -236,6 +237,9 @@ class Reconstructor:
             timings=timings,
             metrics=metrics,
             eyes=eyes,
+            polygons=m.polygons,
+            uv_polygons=m.uv_polygons,
+            mouth=mouth_interior_for(m, np_(c.id)),
         )
 
 

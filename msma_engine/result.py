@@ -14,6 +14,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from msma_engine.eyes import Eyeballs
+    from msma_engine.mouth import MouthInterior
 
 __all__ = ["FaceResult", "PhotoCamera"]
 
@@ -69,6 +70,11 @@ class FaceResult:
         metrics: quality figures (e.g. ``landmark_nme_start``, ``landmark_nme_fit``).
         eyes: rigid eyeballs seated in the sockets of ``vertices_neutral`` (model frame,
             :class:`msma_engine.eyes.Eyeballs`), or None for models without eye sockets.
+        polygons: ``(P, 4)`` the model's source polygons (quads; a triangle's 4th corner is -1)
+            that ``triangles`` split, or None (BFM09: triangles only); ``uv_polygons`` likewise.
+        uv_polygons: ``(P, 4)`` or None.
+        mouth: teeth and tongue of this identity (:class:`msma_engine.mouth.MouthInterior`), or
+            None for models without a mouth interior (BFM09).
     """
 
     image_path: str | None
@@ -97,3 +103,6 @@ class FaceResult:
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     eyes: Eyeballs | None = None
+    polygons: np.ndarray | None = None
+    uv_polygons: np.ndarray | None = None
+    mouth: MouthInterior | None = None

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from msma_engine.eyes import eyeballs_for
+from msma_engine.mouth import mouth_interior_for
 from msma_engine.result import FaceResult, PhotoCamera
 
 
 def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/face.jpg",
                      exp_weights: np.ndarray | None = None, angles: np.ndarray | None = None,
                      texture_size: int = 32) -> FaceResult:
-    """A plausible FaceResult: random identity/expression/texture/light, a small pose."""
+    """A plausible FaceResult: random identity/expression/texture/light, a small pose; the
+    model's polygons, eyeballs and mouth interior when it has them."""
     rng = np.random.default_rng(seed)
     lay = model.layout
     coeffs = np.zeros(lay.total, np.float32)
@@ -45,6 +48,8 @@ def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/fac
         landmarks_2d=out.landmarks_2d[0].numpy(), detected_landmarks=out.landmarks_2d[0].numpy(),
         face_box=np.array([0, 0, 224, 224], np.float32), crop_matrix=np.array([[1, 0, 0], [0, 1, 0]], np.float32),
         camera=PhotoCamera(focal=2030.0, center=(230.0, 220.0), image_size=(448, 460), distance=1.0),
+        eyes=eyeballs_for(model, neutral), polygons=getattr(model, "polygons", None),
+        uv_polygons=getattr(model, "uv_polygons", None), mouth=mouth_interior_for(model, coeffs[s["id"]]),
     )
 
 

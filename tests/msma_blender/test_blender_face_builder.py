@@ -69,7 +69,8 @@ class TestFaceObject:
         """Basis + weighted keys at the object's pose = the engine's world vertices, in Blender axes."""
         bpy = bpy_empty
         result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis)
+        obj = _build(bpy, result, exp_basis, subdivision=0)
+        assert not obj.modifiers
         world = _evaluated_world_vertices(bpy, obj)
         np.testing.assert_allclose(world, conversion.points_to_blender(result.vertices_world), atol=1e-5)
 
@@ -104,6 +105,8 @@ class TestFaceObject:
         bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
         assert bsdf.inputs["Base Color"].links[0].from_node == group
         assert group.inputs["Albedo"].links[0].from_node == tex
+        # Solid-mode colour: the texture's mean colour.
+        np.testing.assert_allclose(mat.diffuse_color[:3], px[..., :3].reshape(-1, 3).mean(axis=0), atol=0.03)
 
     def test_custom_properties(self, bpy_empty, sphere_face):
         bpy = bpy_empty
@@ -261,3 +264,171 @@ def test_pose_matrix_round_trip():
     assert conversion.camera_to_blender(type("C", (), {"focal": 1015.0, "center": (112.0, 112.0),
                                                        "image_size": (224, 224), "distance": 1.0})()
                                         ).rotation_euler == (math.pi / 2, 0.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def default_head():
+    """The shipped default head and a FaceResult of it with the mouth closed (neutral expression)."""
+    from blender_fixtures import make_face_result
+    from msma_engine.face_model import load_face_model
+
+    model = load_face_model()
+    res = make_face_result(model, seed=4, exp_weights=np.zeros(model.layout.n_exp, np.float32))
+    return model, res
+
+
+def _set_key(bpy, obj, name, value):
+    obj.data.shape_keys.key_blocks[name].value = value
+    bpy.context.view_layer.update()
+
+
+def _evaluated_local(bpy, obj) -> np.ndarray:
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    co = np.empty(len(ev.data.vertices) * 3, np.float32)
+    ev.data.vertices.foreach_get("co", co)
+    return co.reshape(-1, 3).astype(np.float64)
+
+
+class TestDefaultHead:
+    def test_quads_subdivision_and_keys_through_it(self, bpy_empty, default_head):
+        bpy = bpy_empty
+        model, res = default_head
+        obj = _build(bpy, res, model.exp_basis.numpy())
+        sizes = np.array([len(p.vertices) for p in obj.data.polygons])
+        assert (sizes == 4).mean() >= 0.5
+        mod = obj.modifiers[face_builder.SUBSURF_NAME]
+        assert mod.type == "SUBSURF" and mod.levels == 1 and mod.render_levels == 2
+        rest = _evaluated_local(bpy, obj)
+        assert len(rest) > 3 * len(obj.data.vertices)  # subdivided
+        _set_key(bpy, obj, "jawOpen", 1.0)
+        opened = _evaluated_local(bpy, obj)
+        # Shape keys act under the modifier: the subdivided chin drops by centimetres.
+        assert (rest[:, 2] - opened[:, 2]).max() > 0.01
+        flat = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        assert not flat.modifiers and np.all(np.array([len(p.vertices) for p in flat.data.polygons]) == 4)
+
+    def test_mouth_parts_follow_the_jaw_keys(self, bpy_empty, default_head):
+        bpy = bpy_empty
+        model, res = default_head
+        obj = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        mouth = res.mouth
+        n_head = model.n_vertices
+        assert len(obj.data.vertices) == n_head + len(mouth.vertices_neutral)
+        assert [g.name for g in obj.vertex_groups] == ["upper_teeth", "lower_teeth", "tongue"]
+        mats = [m.name.split()[-1] for m in obj.data.materials]
+        assert mats[1:] == ["Teeth", "Tongue"]
+        index = np.empty(len(obj.data.polygons), np.int32)
+        obj.data.polygons.foreach_get("material_index", index)
+        assert set(index[len(model.polygons):]) == {1, 2} and set(index[:len(model.polygons)]) == {0}
+        # The head vertices come first, unchanged; the interior moves with jawOpen exactly as the engine says.
+        w = np.zeros(len(res.expression_names))
+        w[res.expression_names.index("jawOpen")] = 1.0
+        _set_key(bpy, obj, "jawOpen", 1.0)
+        got = _evaluated_local(bpy, obj)
+        np.testing.assert_allclose(got[n_head:], conversion.points_to_blender(mouth.posed(w)), atol=1e-6)
+        lower = mouth.part_vertices("lower_teeth") + n_head
+        upper = mouth.part_vertices("upper_teeth") + n_head
+        _set_key(bpy, obj, "jawOpen", 0.0)
+        rest = _evaluated_local(bpy, obj)
+        assert (rest[lower, 2] - got[lower, 2]).mean() > 0.01  # Blender z is up: the lower teeth drop
+        np.testing.assert_allclose(rest[upper], got[upper], atol=1e-7)
+
+    def test_teeth_hidden_at_rest_and_seen_with_jaw_open(self, bpy_empty, default_head):
+        """Ray casts from the photo-like front camera through Blender's own BVH of the evaluated mesh."""
+        from mathutils import Vector
+        from mathutils.bvhtree import BVHTree
+
+        bpy = bpy_empty
+        model, res = default_head
+        obj = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        n_head_polys = len(model.polygons)
+        mouth_verts = np.arange(model.n_vertices, len(obj.data.vertices))
+        camera = Vector((0.0, -1.0, 0.0))  # engine (0, 0, 1) in Blender axes, model frame
+
+        def seen_fraction() -> float:
+            dg = bpy.context.evaluated_depsgraph_get()
+            ev = obj.evaluated_get(dg)
+            tree = BVHTree.FromObject(ev, dg)
+            seen = 0
+            for i in mouth_verts:
+                target = ev.data.vertices[int(i)].co
+                direction = (target - camera).normalized()
+                _, _, poly, _ = tree.ray_cast(camera, direction)
+                seen += poly is not None and poly >= n_head_polys
+            return seen / len(mouth_verts)
+
+        assert seen_fraction() < 0.05
+        _set_key(bpy, obj, "jawOpen", 1.0)
+        assert seen_fraction() > 0.15
+
+    def test_eyeballs_turn_with_the_look_keys(self, bpy_empty, default_head):
+        bpy = bpy_empty
+        model, res = default_head
+        obj = _build(bpy, res, model.exp_basis.numpy())
+        eyes = {o["msma_eye"]: o for o in obj.children}
+
+        def forward(eye_obj) -> np.ndarray:
+            co = _evaluated_local(bpy, eye_obj)
+            centre = conversion.points_to_blender(np.array(eye_obj["msma_eye_centre"])[None])[0]
+            return co[0] - centre  # vertex 0: the front pole of the eyeball
+
+        rest = {s: forward(e) for s, e in eyes.items()}
+        for key, side, sign in (("eyeLookOutLeft", "L", 1.0), ("eyeLookOutRight", "R", -1.0)):
+            _set_key(bpy, obj, key, 1.0)
+            turned = {s: forward(e) for s, e in eyes.items()}
+            _set_key(bpy, obj, key, 0.0)
+            a, b = rest[side], turned[side]
+            angle = np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
+            assert angle >= 5.0, (key, angle)
+            assert np.sign(b[0] - a[0]) == sign  # outwards: +x for the subject's left eye
+            other = "R" if side == "L" else "L"
+            np.testing.assert_allclose(turned[other], rest[other], atol=1e-7)
+        # Drivers, not copies: the eye's key follows the face's slider.
+        _set_key(bpy, obj, "eyeLookUpLeft", 0.5)
+        assert eyes["L"].data.shape_keys.key_blocks["eyeLookUpLeft"].value == pytest.approx(0.5)
+
+    @pytest.mark.parametrize("fmt", ["fbx", "glb"])
+    def test_exports_keep_quads_parts_and_keys(self, bpy_empty, default_head, tmp_path, fmt):
+        """The headless command's writer: FBX keeps quads; both keep the mouth, the eyes and their keys."""
+        from types import SimpleNamespace
+
+        from msma_blender.commands import _write
+
+        bpy = bpy_empty
+        model, res = default_head
+        args = SimpleNamespace(texture="pack", camera=False, preview=None, lighting=1.0, animation=False,
+                               smoothing=1.0, identity="first", preview_over_photo=False)
+        path = tmp_path / f"head.{fmt}"
+        _write(path, fmt, [res], model.exp_basis.numpy(), args)
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        (bpy.ops.import_scene.fbx if fmt == "fbx" else bpy.ops.import_scene.gltf)(filepath=str(path))
+        meshes = {o.name: o for o in bpy.data.objects if o.type == "MESH"}
+        face = next(o for o in meshes.values() if o.data.shape_keys and "jawOpen" in o.data.shape_keys.key_blocks
+                    and len(o.data.vertices) > 1000)
+        n_mouth = len(res.mouth.vertices_neutral)
+        assert len(face.data.vertices) >= model.n_vertices + n_mouth  # glTF splits UV seams
+        if fmt == "fbx":
+            sizes = np.array([len(p.vertices) for p in face.data.polygons])
+            assert (sizes == 4).mean() >= 0.5
+            assert len(face.data.vertices) == model.n_vertices + n_mouth
+        eyes = [o for o in meshes.values() if o.parent == face]
+        assert len(eyes) == 2
+        for eye in eyes:
+            assert {k.name for k in eye.data.shape_keys.key_blocks} & {"eyeLookOutLeft", "eyeLookOutRight"}
+
+    def test_mouth_follows_another_identity(self, bpy_empty, default_head):
+        """Animations build on a mean identity: the teeth are re-fitted to it (linear in the identity)."""
+        from blender_fixtures import make_face_result
+
+        bpy = bpy_empty
+        model, res = default_head
+        other = make_face_result(model, seed=9, exp_weights=np.zeros(model.layout.n_exp, np.float32))
+        mean = 0.5 * (res.vertices_neutral + other.vertices_neutral)
+        obj = face_builder.build_face_object(res, model.exp_basis.numpy(), bpy.context.scene.collection,
+                                             face_builder.BuildOptions(subdivision=0), vertices_neutral=mean)
+        basis = np.empty(len(obj.data.vertices) * 3, np.float32)
+        obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
+        want = 0.5 * (res.mouth.vertices_neutral + other.mouth.vertices_neutral)
+        got = basis.reshape(-1, 3)[model.n_vertices:]
+        np.testing.assert_allclose(got, conversion.points_to_blender(want), atol=5e-5)
+        assert np.abs(want - res.mouth.vertices_neutral).max() > 5e-4  # the check can tell them apart

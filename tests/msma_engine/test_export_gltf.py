@@ -57,13 +57,25 @@ def with_eyes(res: FaceResult) -> FaceResult:
     return res
 
 
+def _view(doc: dict, binary: bytes, index: int, dtype) -> np.ndarray:
+    view = doc["bufferViews"][index]
+    return np.frombuffer(binary[view["byteOffset"]: view["byteOffset"] + view["byteLength"]], dtype=dtype)
+
+
 def _accessor(doc: dict, binary: bytes, index: int) -> np.ndarray:
+    """An accessor's values, dense or sparse (glTF 2.0 sparse accessors without a base view)."""
     acc = doc["accessors"][index]
-    view = doc["bufferViews"][acc["bufferView"]]
     dtype = {5126: np.float32, 5125: np.uint32}[acc["componentType"]]
     width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[acc["type"]]
-    raw = binary[view["byteOffset"]: view["byteOffset"] + view["byteLength"]]
-    return np.frombuffer(raw, dtype=dtype).reshape(acc["count"], width)
+    if "bufferView" in acc:
+        out = _view(doc, binary, acc["bufferView"], dtype).reshape(acc["count"], width).copy()
+    else:
+        out = np.zeros((acc["count"], width), dtype)
+    if "sparse" in acc:
+        sp = acc["sparse"]
+        idx = _view(doc, binary, sp["indices"]["bufferView"], np.uint32)
+        out[idx] = _view(doc, binary, sp["values"]["bufferView"], dtype).reshape(-1, width)
+    return out
 
 
 class TestSplitSeams:
@@ -169,3 +181,104 @@ class TestGLB:
         assert got["values"][1:] == pytest.approx([0.2, 0.0, 0.7], abs=1e-6)
         assert got["uv"] == 1 and got["images"] == 2
         assert got["eyes"] == ["sphere_face_eye_L", "sphere_face_eye_R"]
+
+
+def _default_head_result():
+    """A FaceResult of the shipped default head (eyes, mouth, quads) with a photo-like texture."""
+    import importlib.util
+    from pathlib import Path
+
+    from msma_engine.face_model import load_face_model
+
+    path = Path(__file__).resolve().parents[1] / "msma_blender" / "blender_fixtures.py"
+    spec = importlib.util.spec_from_file_location("msma_blender_fixtures_for_gltf", path)
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    model = load_face_model()
+    weights = np.zeros(model.layout.n_exp, np.float32)
+    weights[model.expression_names.index("jawOpen")] = 0.3
+    weights[model.expression_names.index("eyeLookOutLeft")] = 0.6
+    res = fixtures.make_face_result(model, seed=2, exp_weights=weights)
+    # A smooth 1024² texture like a baked photo (the model's mean albedo, upsampled).
+    mean = np.clip(model.albedo_mean.numpy() * 255, 0, 255).astype(np.uint8)
+    res.albedo_texture = np.asarray(Image.fromarray(mean).resize((1024, 1024), Image.BICUBIC))
+    return model, res
+
+
+class TestDefaultHeadParts:
+    def test_eyes_and_mouth_carry_their_targets(self, tmp_path):
+        from msma_engine.eyes import EYE_LOOK_DEGREES
+
+        model, res = _default_head_result()
+        path = write_glb(res, model.exp_basis.numpy(), tmp_path / "head.glb")
+        assert path.stat().st_size < 5e6
+        doc, binary = read_glb(path.read_bytes())
+        nodes = {n["name"]: n for n in doc["nodes"]}
+        face = doc["nodes"][0]
+        kids = [doc["nodes"][i]["name"] for i in face["children"]]
+        assert kids == [f"{face['name']}_eye_L", f"{face['name']}_eye_R", f"{face['name']}_upper_teeth",
+                        f"{face['name']}_lower_teeth", f"{face['name']}_tongue"]
+        names = res.expression_names
+        for side, suffix in (("L", "Left"), ("R", "Right")):
+            mesh = doc["meshes"][nodes[f"{face['name']}_eye_{side}"]["mesh"]]
+            targets = mesh["extras"]["targetNames"]
+            assert sorted(targets) == sorted(f"eyeLook{d}{suffix}" for d in ("In", "Out", "Up", "Down"))
+            assert mesh["weights"] == pytest.approx([res.expression_weights[names.index(t)] for t in targets])
+            prim = mesh["primitives"][0]
+            pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
+            out = _accessor(doc, binary, prim["targets"][targets.index(f"eyeLookOut{suffix}")]["POSITION"])
+            eye = res.eyes.left if side == "L" else res.eyes.right
+            # The cornea's front point moves round the centre by the look angle, outwards.
+            front = np.argmax(pos[:, 2])
+            a, b = pos[front] - eye.centre, pos[front] + out[front] - eye.centre
+            angle = np.degrees(np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
+            assert angle == pytest.approx(EYE_LOOK_DEGREES["Out"], abs=0.5)
+            assert np.sign(out[front, 0]) == (1 if side == "L" else -1)
+        upper = doc["meshes"][nodes[f"{face['name']}_upper_teeth"]["mesh"]]
+        # The upper teeth sit on the skull: no jaw key moves them.
+        assert not {"jawOpen", "jawLeft", "jawRight", "jawForward"} & set(upper.get("extras", {}).get("targetNames", []))
+        for part in ("lower_teeth", "tongue"):
+            node = nodes[f"{face['name']}_{part}"]
+            mesh = doc["meshes"][node["mesh"]]
+            targets = mesh["extras"]["targetNames"]
+            assert {"jawOpen", "jawLeft", "jawRight", "jawForward"} <= set(targets)
+            prim = mesh["primitives"][0]
+            mat = doc["materials"][prim["material"]]["pbrMetallicRoughness"]
+            assert "baseColorTexture" not in mat and len(mat["baseColorFactor"]) == 4
+            pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
+            jaw = _accessor(doc, binary, prim["targets"][targets.index("jawOpen")]["POSITION"])
+            used = res.mouth.part_vertices(part)
+            np.testing.assert_allclose(pos, res.mouth.vertices_neutral[used], atol=1e-6)
+            np.testing.assert_allclose(jaw, res.mouth.exp_basis[names.index("jawOpen")][used], atol=1e-6)
+        # Sparse accessors are used where few vertices move (e.g. a one-eye blink on the face).
+        face_prim = doc["meshes"][face["mesh"]]["primitives"][0]
+        blink = doc["accessors"][face_prim["targets"][names.index("eyeBlinkLeft")]["POSITION"]]
+        assert "sparse" in blink and blink["sparse"]["count"] < blink["count"] // 2
+
+    def test_blender_round_trip_keeps_parts_and_targets(self, tmp_path):
+        pytest.importorskip("bpy")
+        model, res = _default_head_result()
+        path = write_glb(res, model.exp_basis.numpy(), tmp_path / "head.glb")
+        script = (
+            "import bpy, json\n"
+            "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
+            f"bpy.ops.import_scene.gltf(filepath={str(path)!r})\n"
+            "out = {}\n"
+            "for o in bpy.data.objects:\n"
+            "    if o.type == 'MESH':\n"
+            "        keys = o.data.shape_keys.key_blocks if o.data.shape_keys else []\n"
+            "        out[o.name] = {'parent': o.parent.name if o.parent else None, 'keys': [k.name for k in keys],\n"
+            "                       'verts': len(o.data.vertices)}\n"
+            "print('RESULT', json.dumps(out))\n"
+        )
+        env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender"))
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        assert line is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
+        got = json.loads(line[len("RESULT "):])
+        face = f"{res.model_name}_face"
+        assert got[face]["keys"] == ["Basis", *res.expression_names]
+        for part in ("eye_L", "eye_R", "upper_teeth", "lower_teeth", "tongue"):
+            assert got[f"{face}_{part}"]["parent"] == face
+        assert "eyeLookOutLeft" in got[f"{face}_eye_L"]["keys"] and "eyeLookOutRight" in got[f"{face}_eye_R"]["keys"]
+        assert "jawOpen" in got[f"{face}_lower_teeth"]["keys"] and "tongueOut" in got[f"{face}_tongue"]["keys"]

@@ -101,7 +101,7 @@ def test_eyeballs_sit_in_the_sockets(model):
 
 
 def test_eyeballs_reject_wrong_shape(model):
-    with pytest.raises(ShapeError, match=r"\(4286, 3\)"):
+    with pytest.raises(ShapeError, match=rf"\({model.n_vertices}, 3\)"):
         eyeballs_for(model, np.zeros((10, 3)))
 
 
@@ -137,3 +137,49 @@ def test_reseated_matches_a_fresh_seat(model):
         np.testing.assert_allclose(m.vertices, f.vertices, atol=1e-9)
     with pytest.raises(ShapeError):
         fresh.reseated(np.zeros((5, 3)))
+
+
+def test_look_targets_turn_each_eyeball_its_way(model):
+    from msma_engine.eyes import EYE_LOOK_DEGREES, eye_look_targets
+
+    eyes = eyeballs_for(model, model.mean_shape.numpy())
+    for eye, suffix, out_sign in ((eyes.left, "Left", 1.0), (eyes.right, "Right", -1.0)):
+        names, offsets = eye_look_targets(eye, model.expression_names)
+        assert sorted(names) == sorted(f"eyeLook{d}{suffix}" for d in ("In", "Out", "Up", "Down"))
+        rest_fwd = eye.vertices[0] - eye.centre  # vertex 0 is the front pole (+z)
+        for name, off in zip(names, offsets):
+            turned = eye.vertices + off
+            # Still the same sphere at weight 1 (a rotation about the centre).
+            np.testing.assert_allclose(np.linalg.norm(turned - eye.centre, axis=1), eye.radius, rtol=1e-9)
+            fwd = turned[0] - eye.centre
+            angle = np.degrees(np.arccos(fwd @ rest_fwd / eye.radius ** 2))
+            direction = name[len("eyeLook"):-len(suffix)]
+            assert angle == pytest.approx(EYE_LOOK_DEGREES[direction], abs=1e-6) and angle >= 5
+            sideways = {"Out": out_sign, "In": -out_sign}.get(direction, 0.0)
+            upward = {"Up": 1.0, "Down": -1.0}.get(direction, 0.0)
+            assert np.sign(np.round(fwd[0] / eye.radius, 6)) == sideways
+            assert np.sign(np.round(fwd[1] / eye.radius, 6)) == upward
+
+
+def test_blink_closes_the_lids_in_front_of_the_eyeballs(model):
+    names = model.expression_names
+    sockets = find_eye_sockets(model)
+    tris = model.triangles.numpy()
+    in_socket = np.zeros(model.n_vertices, bool)
+    in_socket[np.concatenate([sockets.socket["L"], sockets.socket["R"]])] = True
+    skin = ~in_socket[tris].all(axis=1)
+    g = torch.Generator().manual_seed(5)
+    for k in range(3):
+        idc = torch.randn(1, model.layout.n_id, generator=g) * (k > 0)
+        exp = torch.zeros(1, model.layout.n_exp)
+        exp[0, names.index("eyeBlinkLeft")] = exp[0, names.index("eyeBlinkRight")] = 1.0
+        with torch.no_grad():
+            neutral = model.shape(idc, torch.zeros_like(exp))[0].numpy()
+            closed = model.shape(idc, exp)[0].numpy()
+        for eye in eyeballs_for(model, neutral):
+            near = skin & (closed[tris, 2].min(axis=1) > neutral[sockets.socket[eye.side], 2].min())
+            surf = _skin_surface_z(closed, tris, near, eye.vertices)
+            covered = np.isfinite(surf)
+            assert covered[0], "the closed lid covers the cornea"
+            # The closed lid stays in front of the eyeball: no intersection.
+            assert np.all(eye.vertices[covered, 2] <= surf[covered])

@@ -150,7 +150,12 @@ def build_albedo_space(region_maps: dict, n_components: int, n_samples: int, see
     inv_root = evecs_g @ np.diag(1 / np.sqrt(np.clip(evals_g, 1e-12, None))) @ evecs_g.T
     comp_coeff = vt[:n_components] @ inv_root  # (K, 3J)
     comps = np.stack([comp_coeff[:, c * j:(c + 1) * j] @ maps for c in range(3)], axis=-1)  # (K, HW, 3)
-    signs = np.sign(comps.reshape(n_components, -1).sum(axis=1))
+    # Deterministic sign: positive total. A pure colour-balance component sums to ~0 (its
+    # sign would follow round-off and layout details): its green channel sums positive instead.
+    flat = comps.reshape(n_components, -1)
+    total = flat.sum(axis=1)
+    balanced = np.abs(total) < 1e-3 * np.abs(flat).sum(axis=1)
+    signs = np.sign(np.where(balanced, comps[..., 1].sum(axis=1), total))
     signs[signs == 0] = 1
     basis = comps * (signs * std[:n_components])[:, None, None]
     mean = np.stack([mean_c[c * j:(c + 1) * j] @ maps for c in range(3)], axis=-1)

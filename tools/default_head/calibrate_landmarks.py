@@ -12,7 +12,7 @@ Usage::
 
     python -m tools.default_head.calibrate_landmarks [--n 60] [--seed 7] [-o tools/default_head/landmarks_calibrated.json]
 
-It writes :data:`CALIBRATED_PATH` (68 vertex indices and the recipe). The build
+It writes :data:`CALIBRATED_PATH` (68 base-mesh vertex indices and the recipe). The build
 (:func:`tools.default_head.build_default_head`) reads that table; rebuild the model
 afterwards with ``python -m tools.build_default_head``.
 
@@ -42,7 +42,8 @@ import torch
 
 from msma_engine.camera import PerspectiveCamera
 from msma_engine.errors import MSMAError, NoFaceError
-from msma_engine.face_model import FaceModel, load_face_model
+from msma_engine.face_model import DEFAULT_MODEL_PATH, FaceModel, load_face_model
+from msma_engine.model_file import load_face_model_data
 from msma_engine.geometry import euler_to_rotation, vertex_normals
 from msma_engine.render import RenderContext
 from msma_engine.render.interpolate import interpolate
@@ -298,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     except MSMAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    # Search from the geometric picks stored in the model file.
+    source_index = load_face_model_data(args.model or DEFAULT_MODEL_PATH).source_index
+    if source_index is None:
+        print("error: the model has no source_index (base-mesh vertex of each vertex)", file=sys.stderr)
+        return 1
+    # Search from the landmarks stored in the model file.
     start = model.landmark_indices.numpy()
     mean = model.mean_shape.numpy().astype(np.float64)
     chosen = choose_vertices(r, mean, start, cfg)
@@ -312,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "about": "Default-head landmark vertices calibrated to the project's 68-point detector on "
                  "renders of the model itself (no photos); made by "
                  "python -m tools.default_head.calibrate_landmarks",
-        "landmark_indices": [int(i) for i in chosen],
+        "landmark_base_indices": [int(i) for i in source_index[chosen]],
         "recipe": asdict(cfg),
         "detector": {"faces": type(get_detector()).__name__, "landmarks": type(get_landmarker()).__name__,
                      "mediapipe": mediapipe.__version__},

@@ -217,28 +217,33 @@ def pick_landmarks(feat: FaceFeatures) -> np.ndarray:
     return np.asarray(idx, np.int64)
 
 
-def load_calibrated(n_vertices: int, path: Path = CALIBRATED_PATH) -> np.ndarray | None:
+def load_calibrated(base_index: np.ndarray, path: Path = CALIBRATED_PATH) -> np.ndarray | None:
     """The detector-calibrated landmark vertices, or None when the table does not exist.
 
+    The table names base-mesh vertices (``landmark_base_indices``), so it survives a re-cut
+    of the head.
+
     Args:
-        n_vertices: vertex count of the head mesh the indices refer to.
+        base_index: (V,) base-mesh vertex of every head vertex (:attr:`.mesh.HeadMesh.base_index`).
         path: the JSON table written by :mod:`tools.default_head.calibrate_landmarks`.
 
     Returns:
-        (68,) int64 vertex indices, or None.
+        (68,) int64 head vertex indices, or None.
 
     Raises:
-        ModelFileError: the table exists but is unreadable or holds invalid indices.
+        ModelFileError: the table exists but is unreadable or names vertices outside the head.
     """
     if not path.exists():
         return None
     try:
-        idx = np.asarray(json.loads(path.read_text())["landmark_indices"], np.int64)
+        base = np.asarray(json.loads(path.read_text())["landmark_base_indices"], np.int64)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelFileError(f"cannot read landmark table {path}: {exc}") from exc
-    if idx.shape != (68,) or idx.min() < 0 or idx.max() >= n_vertices:
-        raise ModelFileError(f"landmark table {path} must hold 68 indices in [0, {n_vertices}), "
-                             f"got shape {idx.shape}, range [{idx.min()}, {idx.max()}]")
+    head_of = {int(b): i for i, b in enumerate(np.asarray(base_index).tolist())}
+    idx = np.array([head_of.get(int(b), -1) for b in base.reshape(-1)], np.int64)
+    if base.shape != (68,) or idx.min() < 0:
+        raise ModelFileError(f"landmark table {path} must hold 68 base-mesh vertices of the head, "
+                             f"got shape {base.shape}, {int((idx < 0).sum())} outside the head")
     return idx
 
 

@@ -120,16 +120,22 @@ class IdentitySpace:
         basis: (K, V, 3) components × standard deviation, decimetres per unit coefficient.
         explained: (K,) fraction of the sampled variance each component explains.
         n_sliders: number of random sliders used per sample.
+        extra_mean_offset: (Ve, 3) mean displacement of the extra vertices (e.g. the mouth
+            interior), decimetres.
+        extra_basis: (K, Ve, 3) the extra vertices' least-squares regression on the head's
+            identity coefficients over the same samples, decimetres per unit coefficient.
     """
 
     mean_offset: np.ndarray
     basis: np.ndarray
     explained: np.ndarray
     n_sliders: int
+    extra_mean_offset: np.ndarray
+    extra_basis: np.ndarray
 
 
 def build_identity_space(src: AnnySource, remap: np.ndarray, n_components: int, n_samples: int,
-                         seed: int) -> IdentitySpace:
+                         seed: int, extra_remap: np.ndarray | None = None) -> IdentitySpace:
     """Sample random heads from the modifiers and macros, PCA the displacements.
 
     Args:
@@ -138,6 +144,8 @@ def build_identity_space(src: AnnySource, remap: np.ndarray, n_components: int, 
         n_components: components kept.
         n_samples: random heads sampled.
         seed: seed of ``numpy.random.default_rng``.
+        extra_remap: (N_base,) index among extra vertices that follow the identity without
+            taking part in the PCA (the mouth interior), -1 elsewhere; None for none.
 
     Returns:
         The :class:`IdentitySpace` (decimetres, MakeHuman frame).
@@ -147,9 +155,13 @@ def build_identity_space(src: AnnySource, remap: np.ndarray, n_components: int, 
     sliders = _face_sliders(src)
     cache: dict[str, np.ndarray] = {}
 
+    n_extra = 0 if extra_remap is None else int(extra_remap.max()) + 1
+
     def target(rel: str) -> np.ndarray:
         if rel not in cache:
-            cache[rel] = load_head_target(src, rel, remap).ravel()
+            head = load_head_target(src, rel, remap)
+            extra = load_head_target(src, rel, extra_remap) if n_extra else np.zeros((0, 3))
+            cache[rel] = np.concatenate([head, extra]).ravel()
         return cache[rel]
 
     columns, weights = [], []
@@ -196,25 +208,32 @@ def build_identity_space(src: AnnySource, remap: np.ndarray, n_components: int, 
                     default = 0.5 * (1.0 if a == "young" else 0.0) * (m == "average") * (wname == "average")
                     weights.append(gw * aw * mw[:, i] * ww[:, j] - default)
 
-    targets = np.stack(columns).reshape(len(columns), n_vert, 3)  # (J, V, 3)
-    # Remove each target's mean translation (macros move the head with the body's height);
-    # linear, so the samples are translation-free too.
-    targets = (targets - targets.mean(axis=1, keepdims=True)).reshape(len(columns), -1)
+    both = np.stack(columns).reshape(len(columns), n_vert + n_extra, 3)  # (J, V + Ve, 3)
+    # Remove each target's mean translation over the head (macros move the head with the
+    # body's height); linear, so the samples are translation-free too.
+    both = both - both[:, :n_vert].mean(axis=1, keepdims=True)
+    targets = both[:, :n_vert].reshape(len(columns), -1)
+    extra = both[:, n_vert:].reshape(len(columns), -1)
     coeff = np.stack(weights, axis=1)  # (N, J): sample n's displacement is coeff[n] @ targets
     mean = coeff.mean(axis=0) @ targets
     # PCA of (coeff - mean) @ targets through a thin QR of the targets: only (N, J) matrices.
     q, r = np.linalg.qr(targets.T)
-    _, s, wt = np.linalg.svd((coeff - coeff.mean(axis=0)) @ r.T, full_matrices=False)
+    centred = coeff - coeff.mean(axis=0)
+    u, s, wt = np.linalg.svd(centred @ r.T, full_matrices=False)
     std = s / np.sqrt(n_samples - 1)
     comps = (q @ wt[:n_components].T).T  # (K, 3V) orthonormal
     # Deterministic sign: the largest-magnitude entry of each component is positive.
     signs = np.sign(comps[np.arange(n_components), np.abs(comps).argmax(axis=1)])
     comps *= signs[:, None]
     basis = (comps * std[:n_components, None]).reshape(n_components, n_vert, 3)
+    # Sample n's unit-variance coefficients are sqrt(N-1) u[n, :K] (times the sign): the
+    # least-squares regression of the extra displacements on them is u.T (C - c) E / sqrt(N-1).
+    extra_basis = (signs[:, None] * (u[:, :n_components].T @ centred) @ extra) / np.sqrt(n_samples - 1)
     explained = std[:n_components] ** 2 / np.sum(std ** 2)
     log.info("identity PCA: %d samples, %d sliders + macros, %d components explain %.4f of the variance",
              n_samples, n_face, n_components, explained.sum())
-    return IdentitySpace(mean.reshape(n_vert, 3), basis, explained, n_face)
+    return IdentitySpace(mean.reshape(n_vert, 3), basis, explained, n_face,
+                         (coeff.mean(axis=0) @ extra).reshape(n_extra, 3), extra_basis.reshape(n_components, n_extra, 3))
 
 
 def load_expressions(src: AnnySource, remap: np.ndarray) -> tuple[list[str], np.ndarray]:
