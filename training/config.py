@@ -30,6 +30,7 @@ from training.losses import LossWeights
 __all__ = [
     "SyntheticConfig",
     "DataConfig",
+    "RealConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
@@ -112,6 +113,43 @@ class DataConfig:
         if self.epoch_size <= 0 or self.holdout_size <= 0:
             raise ValueError(f"data.epoch_size and data.holdout_size must be positive, got "
                              f"{self.epoch_size} and {self.holdout_size}")
+
+
+@dataclass
+class RealConfig:
+    """Real photos mixed into synthetic training (:mod:`training.data.mixed`).
+
+    Attributes:
+        folder: collection root preprocessed by ``python -m training preprocess`` (e.g. the
+            folder holding ``lfw/``, ``utkface10k/``, ``celeba10k/``); None = synthetic only.
+            Its evaluation split (:mod:`training.data.split`) is never trained on.
+        cache: its cache; None = ``<folder>/.msma_cache``.
+        labels: pseudo-label folder of ``python -m training pseudo-label``; None = no distillation.
+        fraction: share of the steps that take a real batch instead of a synthetic one.
+        pair_fraction: share of a real batch drawn as two photos of one LFW person (the rest
+            at random), so the identity-consistency term has pairs to work on.
+        w_distill: weight of the distillation loss against the pseudo-labels.
+        w_identity: weight of the same-person identity-consistency loss.
+        distill_groups: per-group weights of the distillation loss, layout order
+            ``id, exp, tex, angles, gamma, trans`` (as ``loss.coeff_groups``).
+    """
+
+    folder: str | None = None
+    cache: str | None = None
+    labels: str | None = None
+    fraction: float = 0.5
+    pair_fraction: float = 0.5
+    w_distill: float = 1.0
+    w_identity: float = 0.05
+    distill_groups: tuple[float, float, float, float, float, float] = (1.0, 1.0, 0.5, 10.0, 1.0, 10.0)
+
+    def __post_init__(self) -> None:
+        for name in ("fraction", "pair_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"real.{name} is a fraction in [0, 1], got {getattr(self, name)}")
+        if self.w_distill < 0 or self.w_identity < 0 or any(w < 0 for w in self.distill_groups):
+            raise ValueError(f"real: loss weights must be non-negative, got {self}")
+        self.distill_groups = tuple(float(v) for v in self.distill_groups)
 
 
 @dataclass
@@ -208,6 +246,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     run: RunConfig = field(default_factory=RunConfig)
+    real: RealConfig = field(default_factory=RealConfig)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

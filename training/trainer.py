@@ -44,6 +44,7 @@ from msma_engine.network import build_network, load_weights, save_weights
 from msma_engine.render import RenderContext, render_mesh
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
+from training.real_losses import real_losses
 from training.losses import (
     coefficient_loss,
     coefficient_regularization,
@@ -116,15 +117,24 @@ class StepSampler(Sampler[list[int]]):
 
 
 def build_dataset(config: Config, face_model: FaceModel, length: int | None = None) -> Dataset:
-    """The training dataset the config asks for (on-the-fly synthetic or a photo folder)."""
+    """The training dataset the config asks for (on-the-fly synthetic or a photo folder, plus
+    real photos mixed in when ``real.folder`` is set)."""
     if config.data.source == "synthetic":
         from training.data.synthetic import SyntheticFaces
 
-        return SyntheticFaces(face_model, config.data.synthetic, seed=config.data.seed,
+        data = SyntheticFaces(face_model, config.data.synthetic, seed=config.data.seed,
                               length=length or config.data.epoch_size)
-    from training.data.folder import FaceFolder
+    else:
+        from training.data.folder import FaceFolder
 
-    return FaceFolder(config.data.folder, cache=config.data.cache)
+        data = FaceFolder(config.data.folder, cache=config.data.cache)
+    if config.real.folder:
+        from training.data.folder import FaceFolder
+        from training.data.mixed import MixedFaces
+
+        real = FaceFolder(config.real.folder, cache=config.real.cache, split="train", labels=config.real.labels)
+        data = MixedFaces(data, real, config.real.fraction, config.real.pair_fraction)
+    return data
 
 
 class Trainer:
@@ -260,6 +270,7 @@ class Trainer:
         if w.shape > 0 and "coeffs" in batch:
             gt = fm.layout.split(batch["coeffs"])
             losses["shape"] = w.shape * vertex_loss(out.vertices_model, fm.shape(gt.id, gt.exp), fm.face_region)
+        losses.update(real_losses(self.config.real, pred, batch, fm.layout))
         losses["total"] = sum(losses.values()) if losses else pred.sum() * 0
         return losses
 
@@ -424,8 +435,12 @@ class Trainer:
         self.start_step = self.step
         if self.is_main:
             (self.out_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
-        sampler = StepSampler(len(self.dataset), cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
-                              shuffle=cfg.data.source != "synthetic", rank=self.rank, world_size=self.world_size)
+        if hasattr(self.dataset, "batch_sampler"):  # mixed synthetic + real batches
+            sampler = self.dataset.batch_sampler(cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
+                                                 rank=self.rank, world_size=self.world_size)
+        else:
+            sampler = StepSampler(len(self.dataset), cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
+                                  shuffle=cfg.data.source != "synthetic", rank=self.rank, world_size=self.world_size)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.run.num_workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (progress and self.is_main),

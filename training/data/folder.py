@@ -92,8 +92,9 @@ def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto"
         ``crop_png`` (PNG bytes of the 224 crop), ``landmarks (68, 2)`` and ``dense (478, 3)``
         float32 in crop pixels (``dense`` z in the same pixel scale, smaller = nearer; NaN when
         Face Mesh found no face or is not installed), ``mask`` (packed bits of the skin mask),
-        ``size``, ``box (4,)`` / ``score`` / ``points5 (5, 2)`` of the detection in photo
-        pixels, ``crop_matrix (2, 3)`` (photo → crop pixels).
+        ``valid`` (packed bits: crop pixels that show the photo), ``size``, ``box (4,)`` /
+        ``score`` / ``points5 (5, 2)`` of the detection in photo pixels, ``crop_matrix (2, 3)``
+        (photo → crop pixels).
 
     Raises:
         MSMAError, ValueError: no usable face or an unreadable image.
@@ -130,7 +131,7 @@ def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto"
     ok, png = cv2.imencode(".png", img[..., ::-1])
     assert ok, "PNG encoding of a uint8 image cannot fail"
     return {"crop_png": np.frombuffer(png.tobytes(), np.uint8), "landmarks": lm_crop, "dense": dense,
-            "mask": np.packbits(skin.astype(bool)), "size": np.int32(crop.size),
+            "mask": np.packbits(skin.astype(bool)), "valid": np.packbits(valid), "size": np.int32(crop.size),
             "box": det.box.astype(np.float32), "score": np.float32(det.score),
             "points5": det.points5.astype(np.float32), "crop_matrix": crop.matrix.astype(np.float64)}
 
@@ -245,7 +246,7 @@ class FaceFolder(Dataset):
 
     Items: ``image (3, 224, 224)`` in [0, 1], ``landmarks (68, 2)`` and ``dense (478, 2)`` crop
     pixels, ``dense_valid`` (0/1), ``mask (1, 224, 224)`` (skin ∩ inside the photo),
-    ``person`` (an LFW identity number, -1 for photos of unknown identity) and, with
+    ``valid (1, 224, 224)`` (inside the photo), ``person`` (an LFW identity number, -1 for photos of unknown identity) and, with
     ``labels``, the pseudo-label fields.
 
     Raises:
@@ -287,6 +288,7 @@ class FaceFolder(Dataset):
             img = cv2.imdecode(z["crop_png"], cv2.IMREAD_COLOR)[..., ::-1]
             size = int(z["size"])
             mask = np.unpackbits(z["mask"])[: size * size].reshape(size, size).astype(np.float32)
+            valid = np.unpackbits(z["valid"])[: size * size].reshape(size, size).astype(np.float32)
             lm = z["landmarks"]
             dense = z["dense"][:, :2]
         dense_ok = bool(np.isfinite(dense).all())
@@ -296,6 +298,7 @@ class FaceFolder(Dataset):
             "dense": torch.from_numpy(np.nan_to_num(dense)).float(),
             "dense_valid": torch.tensor(float(dense_ok)),
             "mask": torch.from_numpy(mask)[None],
+            "valid": torch.from_numpy(valid)[None],
             "person": torch.tensor(int(self.person[index])),
         }
         if self.labels is not None:
