@@ -95,6 +95,9 @@ class DataConfig:
         seed: synthetic data seed; sample ``i`` of seed ``s`` is always the same image.
         holdout_seed: seed of the synthetic evaluation hold-out (never used in training).
         holdout_size: number of hold-out samples.
+        generator: ``"workers"`` renders synthetic samples one by one in DataLoader workers
+            (CPU, every augmentation); ``"device"`` renders whole batches on the training
+            device (:mod:`training.data.device_batches`: GPU-speed, fewer occluder kinds).
         synthetic: generator settings.
     """
 
@@ -105,6 +108,7 @@ class DataConfig:
     seed: int = 0
     holdout_seed: int = 1_000_003
     holdout_size: int = 64
+    generator: Literal["workers", "device"] = "workers"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -212,10 +216,16 @@ class RunConfig:
         seed: seed of the network initialisation and every random draw of the trainer.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         amp: mixed precision on CUDA (ignored on the CPU).
+        amp_dtype: ``"float16"`` (with loss scaling) or ``"bfloat16"`` (H100/A100: no scaling needed).
+        channels_last: NHWC memory layout for the network and its input (faster convolutions on GPUs).
         render_backend: ``"auto"`` (nvdiffrast on CUDA when installed), ``"torch"`` or ``"nvdiffrast"``.
         threads: torch CPU threads; 0 = torch's default.
         num_workers: data-loader worker processes.
         checkpoint_every: steps between checkpoints.
+        checkpoint_minutes: also checkpoint when this many minutes have passed since the last
+            one (0 = steps only).
+        max_minutes: stop (checkpoint and export) after this many minutes of training in this
+            session, whatever ``max_steps`` says (0 = no limit); a resumed run continues.
         log_every: steps between CSV log rows.
         perceptual_weights: ArcFace ``backbone.pth`` for the perceptual loss; None = the
             ``MSMA_ARCFACE_WEIGHTS`` variable, then dlib's descriptor when
@@ -225,14 +235,20 @@ class RunConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    channels_last: bool = False
     render_backend: Literal["auto", "torch", "nvdiffrast"] = "auto"
     threads: int = 0
     num_workers: int = 0
     checkpoint_every: int = 200
+    checkpoint_minutes: float = 0.0
+    max_minutes: float = 0.0
     log_every: int = 10
     perceptual_weights: str | None = None
 
     def __post_init__(self) -> None:
+        if self.checkpoint_minutes < 0 or self.max_minutes < 0:
+            raise ValueError(f"run: checkpoint_minutes and max_minutes must be ≥ 0, got {self}")
         if self.checkpoint_every <= 0 or self.log_every <= 0 or self.threads < 0 or self.num_workers < 0:
             raise ValueError(f"run: checkpoint_every/log_every must be positive, threads/num_workers ≥ 0, got {self}")
 
