@@ -114,10 +114,14 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     if args.split != "all":
         from training.data.split import holdout_files, training_files
 
-        files = (holdout_files(args.folder, args.lfw_people, args.utk_photos) if args.split == "holdout"
-                 else training_files(args.folder))
+        from training.data.split import training_subset
+
+        if args.split == "holdout":
+            files = holdout_files(args.folder, args.lfw_people, args.utk_photos)
+        else:
+            files = training_subset(args.folder, args.subset) if args.subset else training_files(args.folder)
     summary = preprocess_folder(args.folder, args.cache, detector=args.detector, landmarker=args.landmarker,
-                                files=files, limit=args.limit, workers=args.workers)
+                                files=files, limit=args.limit, workers=args.workers, jpeg_quality=args.jpeg_quality)
     print(summary)
     return 0
 
@@ -202,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the training or the evaluation photos of a faces collection (training/data/split.py)")
     p.add_argument("--lfw-people", type=int, default=None, help="holdout: this many LFW people (default all)")
     p.add_argument("--utk-photos", type=int, default=None, help="holdout: this many UTKFace photos (default all)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="train: a balanced subset of N photos (LFW pairs, UTKFace, CelebA) instead of all")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the cached crops")
     p.add_argument("--limit", type=int, default=None, help="process at most N new photos this run")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.set_defaults(func=_cmd_preprocess)

@@ -33,7 +33,6 @@ __all__ = ["preprocess_folder", "process_photo", "FaceFolder", "default_cache", 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
-_JPEG_QUALITY = 95
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -81,17 +80,17 @@ _DENSE = None
 
 
 def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto",
-                  landmarker: str = "auto") -> dict[str, np.ndarray]:
+                  landmarker: str = "auto", jpeg_quality: int = 95) -> dict[str, np.ndarray]:
     """Detect, landmark, align and mask one photo: the arrays of its cache entry.
 
     Args:
         path: the photo.
         template: ``(5, 3)`` alignment template (:func:`msma_engine.align.template_from_landmarks68`).
         detector, landmarker: :mod:`msma_engine.detect` backends.
+        jpeg_quality: of the cached crop (95: ~20 KB per entry; 85: ~12 KB).
 
     Returns:
-        ``crop_jpg`` (JPEG bytes of the 224 crop, quality 95: ~20 KB, so a few thousand
-        cached photos fit the 64 MiB that travel to a GPU machine), ``landmarks (68, 2)`` and ``dense (478, 3)``
+        ``crop_jpg`` (JPEG bytes of the 224 crop), ``landmarks (68, 2)`` and ``dense (478, 3)``
         float32 in crop pixels (``dense`` z in the same pixel scale, smaller = nearer; NaN when
         Face Mesh found no face or is not installed), ``mask`` (packed bits of the skin mask),
         ``valid`` (packed bits: crop pixels that show the photo), ``size``, ``box (4,)`` /
@@ -130,7 +129,7 @@ def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto"
         dense[:, 2] = mesh[:, 2] * crop.scale
     valid = crop.warp(np.ones(pixels.shape[:2], np.float32)) > 0.5
     skin = skin_hull_mask(lm_crop, crop.size) * valid
-    ok, jpg = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    ok, jpg = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     assert ok, "JPEG encoding of a uint8 image cannot fail"
     return {"crop_jpg": np.frombuffer(jpg.tobytes(), np.uint8), "landmarks": lm_crop, "dense": dense,
             "mask": np.packbits(skin.astype(bool)), "valid": np.packbits(valid), "size": np.int32(crop.size),
@@ -142,11 +141,11 @@ def _entry_name(rel: str) -> str:
     return rel.replace("/", "__") + ".npz"
 
 
-def _work(job: tuple[str, str, np.ndarray, str, str]) -> tuple[str, dict | str]:
+def _work(job: tuple[str, str, np.ndarray, str, str, int]) -> tuple[str, dict | str]:
     """Worker: one photo → its arrays, or the reason it is skipped."""
-    rel, path, template, detector, landmarker = job
+    rel, path, template, detector, landmarker, quality = job
     try:
-        return rel, process_photo(path, template, detector, landmarker)
+        return rel, process_photo(path, template, detector, landmarker, quality)
     except (MSMAError, ValueError) as exc:
         return rel, str(exc).replace("\t", " ").replace("\n", " ")
 
@@ -154,7 +153,7 @@ def _work(job: tuple[str, str, np.ndarray, str, str]) -> tuple[str, dict | str]:
 def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model_path: str | None = None,
                       detector: str = "auto", landmarker: str = "auto", template: np.ndarray | None = None,
                       progress: bool = True, files: list[str] | None = None, limit: int | None = None,
-                      workers: int = 1) -> dict[str, int]:
+                      workers: int = 1, jpeg_quality: int = 95) -> dict[str, int]:
     """Detect, align and cache every image of ``folder`` (resumable).
 
     Args:
@@ -168,6 +167,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
             split of :mod:`training.data.split`; None = every image of the folder.
         limit: process at most this many new photos in this run (the rest next time).
         workers: processes (each loads its own detectors; 1 = in this process).
+        jpeg_quality: of the cached crops (see :func:`process_photo`).
 
     Returns:
         Counts: ``processed`` (this run), ``skipped`` (this run), ``cached`` (done before).
@@ -199,7 +199,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
             todo.append(rel)
     if limit is not None:
         todo = todo[:limit]
-    jobs = [(rel, str(folder / rel), template, detector, landmarker) for rel in todo]
+    jobs = [(rel, str(folder / rel), template, detector, landmarker, jpeg_quality) for rel in todo]
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

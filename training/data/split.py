@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path, PurePosixPath
 
 __all__ = ["LFW_HOLDOUT_PERMILLE", "UTK_HOLDOUT_PERMILLE", "collection_of", "person_of", "is_holdout",
-           "holdout_files", "training_files"]
+           "holdout_files", "training_files", "training_subset"]
 
 LFW_HOLDOUT_PERMILLE = 100
 """Per mille of LFW identities held out (about 575 of 5,749 people)."""
@@ -116,3 +116,35 @@ def holdout_files(root: str | Path, lfw_people: int | None = None, utk_photos: i
 def training_files(root: str | Path, collections: tuple[str, ...] = ("lfw", "utkface", "celeba")) -> list[str]:
     """Every photo under ``root`` of ``collections`` that is not held out (sorted relative paths)."""
     return [f for f in _all_files(Path(root), collections) if not is_holdout(f)]
+
+
+def training_subset(root: str | Path, n: int, lfw_share: float = 0.5, max_photos_per_person: int = 4) -> list[str]:
+    """A deterministic, balanced subset of ``n`` training photos (none held out).
+
+    ``lfw_share`` of them are LFW photos of people with at least two training photos (up to
+    ``max_photos_per_person`` each, people in hash order, so the identity term has pairs); the
+    rest is split evenly between UTKFace and CelebA (hash order), whichever exist.
+    """
+    files = training_files(root)
+    people: dict[str, list[str]] = {}
+    others: dict[str, list[str]] = {"utkface": [], "celeba": []}
+    for f in files:
+        person = person_of(f)
+        if person is not None:
+            people.setdefault(person, []).append(f)
+        elif collection_of(f) in others:
+            others[collection_of(f)].append(f)
+    lfw: list[str] = []
+    n_lfw = int(round(n * lfw_share))
+    for person in sorted((p for p, v in people.items() if len(v) >= 2), key=lambda p: (_permille(p), p)):
+        if len(lfw) >= n_lfw:
+            break
+        lfw += sorted(people[person])[:max_photos_per_person]
+    lfw = lfw[:n_lfw]
+    rest = [sorted(v, key=lambda f: (_permille(PurePosixPath(f).name), f)) for v in others.values() if v]
+    picked: list[str] = []
+    i = 0
+    while len(lfw) + len(picked) < n and any(i < len(v) for v in rest):
+        picked += [v[i] for v in rest if i < len(v)]
+        i += 1
+    return lfw + picked[: n - len(lfw)]
