@@ -134,6 +134,8 @@ class RealConfig:
             at random), so the identity-consistency term has pairs to work on.
         w_distill: weight of the distillation loss against the pseudo-labels.
         w_identity: weight of the same-person identity-consistency loss.
+        w_dense: weight of the dense 478-point landmark loss (squared crop pixels, as the 68-point
+            term's 1.6e-3); active only when the face model has a dense correspondence.
         distill_groups: per-group weights of the distillation loss, layout order
             ``id, exp, tex, angles, gamma, trans`` (as ``loss.coeff_groups``).
     """
@@ -145,13 +147,14 @@ class RealConfig:
     pair_fraction: float = 0.5
     w_distill: float = 1.0
     w_identity: float = 0.05
+    w_dense: float = 1.6e-3
     distill_groups: tuple[float, float, float, float, float, float] = (1.0, 1.0, 0.5, 10.0, 1.0, 10.0)
 
     def __post_init__(self) -> None:
         for name in ("fraction", "pair_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"real.{name} is a fraction in [0, 1], got {getattr(self, name)}")
-        if self.w_distill < 0 or self.w_identity < 0 or any(w < 0 for w in self.distill_groups):
+        if min(self.w_distill, self.w_identity, self.w_dense) < 0 or any(w < 0 for w in self.distill_groups):
             raise ValueError(f"real: loss weights must be non-negative, got {self}")
         self.distill_groups = tuple(float(v) for v in self.distill_groups)
 

@@ -37,8 +37,9 @@ import torch
 from msma_engine.errors import MSMAError
 from msma_engine.face_model import FaceModel
 from training.metrics import landmark_nme
+from training.real_losses import dense_points_2d
 
-__all__ = ["RealRow", "roc_auc", "identity_auc", "dense_points_2d", "evaluate_real", "real_table", "register"]
+__all__ = ["RealRow", "roc_auc", "identity_auc", "evaluate_real", "real_table", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,22 +108,6 @@ def identity_auc(identity: list[tuple[np.ndarray, int]]) -> tuple[float, int, in
     same = person[iu[0]] == person[iu[1]]
     s = sim[iu]
     return roc_auc(s[same], s[~same]), int(same.sum()), int((~same).sum())
-
-
-def dense_points_2d(model: FaceModel, vertices: torch.Tensor) -> torch.Tensor | None:
-    """The model's 478 Face Mesh points projected to crop pixels ``(B, 478, 2)``, or None.
-
-    Uses the container's dense correspondence (``dense_landmark_vertices (478, 3)`` int and
-    ``dense_landmark_weights (478, 3)`` barycentric weights) when the model has one.
-    """
-    idx = getattr(model, "dense_landmark_vertices", None)
-    w = getattr(model, "dense_landmark_weights", None)
-    if idx is None or w is None:
-        return None
-    idx = torch.as_tensor(idx, dtype=torch.long, device=vertices.device)
-    w = torch.as_tensor(w, dtype=vertices.dtype, device=vertices.device)
-    pts = (vertices[:, idx] * w[None, ..., None]).sum(2)
-    return model.camera.project(pts)
 
 
 def _errors(model: FaceModel, coeffs: torch.Tensor, item: dict[str, torch.Tensor], row: RealRow) -> None:

@@ -7,6 +7,9 @@
 - :func:`identity_consistency_loss`: photos of one person (LFW) should get one identity:
   squared distance of each photo's identity coefficients to the mean of that person's
   photos in the batch.
+- :func:`dense_landmark_loss`: the model's 478 Face Mesh points (:func:`dense_points_2d`, when
+  the face model carries a dense correspondence) against the cached detector points, in the
+  68-point term's units (squared crop pixels), on the photos whose dense points were found.
 
 :func:`real_losses` applies both with the weights of :class:`training.config.RealConfig`
 to a batch from :class:`training.data.folder.FaceFolder`.
@@ -19,7 +22,7 @@ import torch
 from msma_engine.errors import ShapeError
 from training.losses import coefficient_loss
 
-__all__ = ["distillation_loss", "identity_consistency_loss", "real_losses"]
+__all__ = ["distillation_loss", "identity_consistency_loss", "dense_points_2d", "dense_landmark_loss", "real_losses"]
 
 
 def distillation_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, slices: dict[str, slice],
@@ -67,19 +70,65 @@ def identity_consistency_loss(id_coeffs: torch.Tensor, person: torch.Tensor) -> 
     return ((id_coeffs - means) ** 2).sum(-1)[rows].mean()
 
 
-def real_losses(cfg, pred: torch.Tensor, batch: dict[str, torch.Tensor], layout) -> dict[str, torch.Tensor]:
+def dense_points_2d(model, vertices: torch.Tensor) -> torch.Tensor | None:
+    """The model's 478 Face Mesh points projected to crop pixels ``(B, 478, 2)``, or None.
+
+    Uses the face model's dense correspondence (``dense_landmark_vertices (478, 3)`` vertex
+    indices and ``dense_landmark_weights (478, 3)`` barycentric weights) when it has one.
+
+    Args:
+        model: the :class:`~msma_engine.face_model.FaceModel`.
+        vertices: ``(B, V, 3)`` posed world vertices, metres.
+    """
+    idx = getattr(model, "dense_landmark_vertices", None)
+    w = getattr(model, "dense_landmark_weights", None)
+    if idx is None or w is None:
+        return None
+    idx = torch.as_tensor(idx, dtype=torch.long, device=vertices.device)
+    w = torch.as_tensor(w, dtype=vertices.dtype, device=vertices.device)
+    pts = (vertices[:, idx] * w[None, ..., None]).sum(2)
+    return model.camera.project(pts)
+
+
+def dense_landmark_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance (crop pixels²) of dense points on the photos that have them.
+
+    Args:
+        pred, target: ``(B, N, 2)`` crop pixels.
+        valid: ``(B,)`` 1 where the detector found the dense points.
+
+    Returns:
+        Scalar ``Σ_valid |pred − target|² / (n_valid · N)``; 0 when no photo has them.
+    """
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ShapeError(f"dense points must both be (B, N, 2), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    keep = valid > 0.5
+    if not bool(keep.any()):
+        return pred.sum() * 0.0
+    return ((pred[keep] - target[keep].to(pred)) ** 2).sum(-1).mean()
+
+
+def real_losses(cfg, pred: torch.Tensor, batch: dict[str, torch.Tensor], model, vertices: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
     """The weighted real-photo terms present in ``batch`` (none for synthetic batches).
 
     Args:
-        cfg: :class:`training.config.RealConfig` (``w_distill``, ``w_identity``, ``distill_groups``).
+        cfg: :class:`training.config.RealConfig` (``w_distill``, ``w_identity``, ``w_dense``, ``distill_groups``).
         pred: ``(B, n)`` network coefficients (float32).
-        batch: a :class:`FaceFolder` batch (``pseudo_coeffs``/``pseudo_valid``, ``person``).
-        layout: the face model's :class:`CoeffLayout`.
+        batch: a :class:`FaceFolder` batch (``pseudo_coeffs``/``pseudo_valid``, ``person``, ``dense``/``dense_valid``).
+        model: the face model (its layout; its dense correspondence, if any).
+        vertices: ``(B, V, 3)`` posed vertices of ``pred`` (for the dense term).
 
     Returns:
-        ``{"distill": ..., "identity_consistency": ...}`` for the active terms.
+        ``{"distill": ..., "identity_consistency": ..., "dense_landmark": ...}`` for the active terms.
     """
+    layout = model.layout
     out: dict[str, torch.Tensor] = {}
+    if cfg.w_dense > 0 and "dense" in batch and vertices is not None:
+        dense = dense_points_2d(model, vertices)
+        if dense is not None:
+            out["dense_landmark"] = cfg.w_dense * dense_landmark_loss(dense, batch["dense"][:, : dense.shape[1]],
+                                                                      batch["dense_valid"])
     if cfg.w_distill > 0 and "pseudo_coeffs" in batch:
         out["distill"] = cfg.w_distill * distillation_loss(pred, batch["pseudo_coeffs"], batch["pseudo_valid"],
                                                            layout.slices(), cfg.distill_groups)

@@ -283,7 +283,7 @@ class Trainer:
         if w.shape > 0 and "coeffs" in batch:
             gt = fm.layout.split(batch["coeffs"])
             losses["shape"] = w.shape * vertex_loss(out.vertices_model, fm.shape(gt.id, gt.exp), fm.face_region)
-        losses.update(real_losses(self.config.real, pred, batch, fm.layout))
+        losses.update(real_losses(self.config.real, pred, batch, fm, out.vertices))
         losses["total"] = sum(losses.values()) if losses else pred.sum() * 0
         return losses
 

@@ -144,3 +144,30 @@ def test_trainer_takes_real_batches_with_distillation_and_identity(photo_root, t
     finally:
         torch.set_num_threads(before)
     assert {"distill", "identity_consistency", "landmark"} <= set(last) and np.isfinite(last["total"])
+
+
+def test_dense_landmark_term_uses_the_models_correspondence():
+    from msma_engine.face_model import FaceModel
+    from sphere_model import make_sphere_model
+    from training.config import RealConfig
+    from training.real_losses import dense_landmark_loss, dense_points_2d, real_losses
+
+    model = FaceModel(make_sphere_model(n_lat=8, n_lon=10))
+    coeffs = model.layout.zeros(2)
+    verts = model(coeffs).vertices
+    batch = {"dense": torch.zeros(2, 5, 2), "dense_valid": torch.ones(2)}
+    assert dense_points_2d(model, verts) is None  # no correspondence: the term stays off
+    assert "dense_landmark" not in real_losses(RealConfig(), coeffs, batch, model, verts)
+
+    tris = model.triangles[:5]
+    model.dense_landmark_vertices = tris
+    model.dense_landmark_weights = torch.full((5, 3), 1.0 / 3.0)
+    pts = dense_points_2d(model, verts)
+    assert torch.allclose(pts, model.camera.project(verts[:, tris].mean(2)), atol=1e-5)
+    target = pts.detach().clone()
+    target[1, :, 0] += 2.0  # photo 1's detector points sit 2 px to the right
+    assert float(dense_landmark_loss(pts, target, torch.tensor([1.0, 0.0]))) == pytest.approx(0.0, abs=1e-8)
+    assert float(dense_landmark_loss(pts, target, torch.tensor([0.0, 1.0]))) == pytest.approx(4.0, rel=1e-4)
+    batch = {"dense": target, "dense_valid": torch.ones(2)}
+    got = real_losses(RealConfig(w_dense=0.5), coeffs, batch, model, verts)["dense_landmark"]
+    assert float(got) == pytest.approx(0.5 * 2.0, rel=1e-4)
