@@ -121,7 +121,8 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
         else:
             files = training_subset(args.folder, args.subset) if args.subset else training_files(args.folder)
     summary = preprocess_folder(args.folder, args.cache, detector=args.detector, landmarker=args.landmarker,
-                                files=files, limit=args.limit, workers=args.workers, jpeg_quality=args.jpeg_quality)
+                                files=files, limit=args.limit, workers=args.workers, jpeg_quality=args.jpeg_quality,
+                                min_face_size=args.min_face_size)
     print(summary)
     return 0
 
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subset", type=int, default=None,
                    help="train: a balanced subset of N photos (LFW pairs, UTKFace, CelebA) instead of all")
     p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the cached crops")
+    p.add_argument("--min-face-size", type=float, default=None,
+                   help="smallest face side in pixels (default: the engine's 40; CelebA's small photos need ~24)")
     p.add_argument("--limit", type=int, default=None, help="process at most N new photos this run")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.set_defaults(func=_cmd_preprocess)

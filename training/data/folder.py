@@ -80,14 +80,17 @@ _DENSE = None
 
 
 def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto",
-                  landmarker: str = "auto", jpeg_quality: int = 95) -> dict[str, np.ndarray]:
+                  landmarker: str = "auto", jpeg_quality: int = 95, min_face_size: float | None = None
+                  ) -> dict[str, np.ndarray]:
     """Detect, landmark, align and mask one photo: the arrays of its cache entry.
 
     Args:
         path: the photo.
         template: ``(5, 3)`` alignment template (:func:`msma_engine.align.template_from_landmarks68`).
         detector, landmarker: :mod:`msma_engine.detect` backends.
-        jpeg_quality: of the cached crop (95: ~20 KB per entry; 85: ~12 KB).
+        jpeg_quality: of the cached crop (95: ~20 KB per entry; 85: ~16 KB).
+        min_face_size: smallest face (shorter box side, pixels); None = the engine's
+            :data:`~msma_engine.detect.MIN_FACE_SIZE` (CelebA's half-size photos need ~24).
 
     Returns:
         ``crop_jpg`` (JPEG bytes of the 224 crop), ``landmarks (68, 2)`` and ``dense (478, 3)``
@@ -101,13 +104,14 @@ def process_photo(path: str | Path, template: np.ndarray, detector: str = "auto"
         MSMAError, ValueError: no usable face or an unreadable image.
     """
     from msma_engine.align import align_crop
-    from msma_engine.detect import detect_faces, five_from_68, get_landmarker, pick_face
+    from msma_engine.detect import MIN_FACE_SIZE, detect_faces, five_from_68, get_landmarker, pick_face
     from msma_engine.detect.mediapipe_mesh import mesh_to_ibug68
     from msma_engine.image_io import load_image
     from training.evaluate import skin_hull_mask
 
     pixels = load_image(path).pixels
-    det = pick_face(detect_faces(pixels, detector), "largest", image_name=str(path))[0]
+    det = pick_face(detect_faces(pixels, detector), "largest", image_name=str(path),
+                    min_size=MIN_FACE_SIZE if min_face_size is None else min_face_size)[0]
     dense_lm = _dense_landmarker()
     mesh = None
     if dense_lm is not None:
@@ -141,11 +145,11 @@ def _entry_name(rel: str) -> str:
     return rel.replace("/", "__") + ".npz"
 
 
-def _work(job: tuple[str, str, np.ndarray, str, str, int]) -> tuple[str, dict | str]:
+def _work(job: tuple) -> tuple[str, dict | str]:
     """Worker: one photo → its arrays, or the reason it is skipped."""
-    rel, path, template, detector, landmarker, quality = job
+    rel, path, template, detector, landmarker, quality, min_face = job
     try:
-        return rel, process_photo(path, template, detector, landmarker, quality)
+        return rel, process_photo(path, template, detector, landmarker, quality, min_face)
     except (MSMAError, ValueError) as exc:
         return rel, str(exc).replace("\t", " ").replace("\n", " ")
 
@@ -153,7 +157,7 @@ def _work(job: tuple[str, str, np.ndarray, str, str, int]) -> tuple[str, dict | 
 def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model_path: str | None = None,
                       detector: str = "auto", landmarker: str = "auto", template: np.ndarray | None = None,
                       progress: bool = True, files: list[str] | None = None, limit: int | None = None,
-                      workers: int = 1, jpeg_quality: int = 95) -> dict[str, int]:
+                      workers: int = 1, jpeg_quality: int = 95, min_face_size: float | None = None) -> dict[str, int]:
     """Detect, align and cache every image of ``folder`` (resumable).
 
     Args:
@@ -167,7 +171,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
             split of :mod:`training.data.split`; None = every image of the folder.
         limit: process at most this many new photos in this run (the rest next time).
         workers: processes (each loads its own detectors; 1 = in this process).
-        jpeg_quality: of the cached crops (see :func:`process_photo`).
+        jpeg_quality, min_face_size: see :func:`process_photo`.
 
     Returns:
         Counts: ``processed`` (this run), ``skipped`` (this run), ``cached`` (done before).
@@ -199,7 +203,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
             todo.append(rel)
     if limit is not None:
         todo = todo[:limit]
-    jobs = [(rel, str(folder / rel), template, detector, landmarker, jpeg_quality) for rel in todo]
+    jobs = [(rel, str(folder / rel), template, detector, landmarker, jpeg_quality, min_face_size) for rel in todo]
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
