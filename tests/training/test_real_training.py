@@ -171,3 +171,19 @@ def test_dense_landmark_term_uses_the_models_correspondence():
     batch = {"dense": target, "dense_valid": torch.ones(2)}
     got = real_losses(RealConfig(w_dense=0.5), coeffs, batch, model, verts)["dense_landmark"]
     assert float(got) == pytest.approx(0.5 * 2.0, rel=1e-4)
+
+
+def test_device_stream_mixes_real_and_synthetic_lazily(photo_root):
+    from msma_engine.face_model import load_face_model
+    from training.config import SyntheticConfig
+    from training.data.device_batches import DeviceBatches
+    from training.data.folder import FaceFolder
+
+    real = FaceFolder(photo_root, photo_root / "cache")
+    stream = DeviceBatches(load_face_model(None), SyntheticConfig(), seed=0, real=real, fraction=0.5)
+    it = stream.batch_iterator(2, 10 ** 9, 0, torch.device("cpu"))  # a billion steps: must be lazy
+    kinds = ["coeffs" in b for b in (next(it) for _ in range(8))]
+    assert True in kinds and False in kinds
+    again = DeviceBatches(load_face_model(None), SyntheticConfig(), seed=0, real=real, fraction=0.5)
+    it = again.batch_iterator(2, 10 ** 9, 0, torch.device("cpu"))
+    assert ["coeffs" in next(it) for _ in range(8)] == kinds  # the same plan from the same seed

@@ -150,16 +150,27 @@ class DeviceBatches:
         model = copy.deepcopy(self.model).to(device) if device.type != "cpu" else self.model
         synth = DeviceSynthetic(model, self.cfg, self.seed,
                                 RenderContext("auto" if device.type == "cuda" else "torch"))
-        plan = [(k, sampler.batch(k)) for k in range(start_step, steps)]
         real_iter = None
-        real_batches = [[i - self.n_synth for i in idx] for _, idx in plan if idx[0] >= self.n_synth]
-        if real_batches:
-            loader = DataLoader(self.real, batch_sampler=real_batches, num_workers=self.num_workers,
-                                pin_memory=device.type == "cuda", prefetch_factor=4 if self.num_workers else None,
-                                persistent_workers=False)
+        if self.real is not None and sampler.fraction > 0:
+            loader = DataLoader(self.real, batch_sampler=_RealSteps(sampler, start_step, steps),
+                                num_workers=self.num_workers, pin_memory=device.type == "cuda",
+                                prefetch_factor=4 if self.num_workers else None, persistent_workers=False)
             real_iter = iter(loader)
-        for _, idx in plan:
-            if idx[0] >= self.n_synth:
-                yield {k: v.to(device, non_blocking=True) for k, v in next(real_iter).items()}
+        for k in range(start_step, steps):
+            if sampler.is_real(k):
+                yield {key: v.to(device, non_blocking=True) for key, v in next(real_iter).items()}
             else:
-                yield synth.batch(idx)
+                yield synth.batch(sampler.batch(k))
+
+
+class _RealSteps:
+    """The real batches of steps ``[start, steps)`` in step order, as indices into the real set (lazy)."""
+
+    def __init__(self, sampler: MixedStepSampler, start: int, steps: int) -> None:
+        self.sampler, self.start, self.steps = sampler, start, steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        n = self.sampler.n_synth
+        for k in range(self.start, self.steps):
+            if self.sampler.is_real(k):
+                yield [i - n for i in self.sampler.batch(k)]
