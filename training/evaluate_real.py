@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import math
 import time
 from dataclasses import dataclass, field
@@ -227,7 +228,7 @@ def _cmd(args: argparse.Namespace) -> int:
         rows = evaluate_real(args.folder, args.cache, networks, model, fit=args.fit, n=args.n,
                              convergence=not args.no_convergence, progress=not args.no_progress)
     except (MSMAError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(real_table(rows))
     return 0

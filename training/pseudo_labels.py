@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def _cmd(args: argparse.Namespace) -> int:
                                     weights=args.weights, split=args.split, limit=args.limit, max_nme=args.max_nme,
                                     progress=not args.no_progress)
     except (MSMAError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(counts)
     return 0

@@ -65,3 +65,13 @@ def test_table_on_held_out_photos(tmp_path):
     assert np.mean(by["untrained: regression only"].nme68) > np.mean(mean.nme68)
     table = real_table(rows)
     assert table.count("\n") == 1 + len(rows) and "identity ROC AUC" in table
+
+
+def test_commands_say_what_is_missing(tmp_path, capsys):
+    from training.__main__ import main
+
+    assert main(["evaluate-real", "--folder", str(tmp_path), "--cache", str(tmp_path / "nothing")]) == 2
+    assert "preprocess" in capsys.readouterr().err
+    assert main(["pseudo-label", "--folder", str(tmp_path), "--cache", str(tmp_path / "nothing"),
+                 "--out", str(tmp_path / "labels")]) == 2
+    assert "preprocess" in capsys.readouterr().err
