@@ -16,39 +16,14 @@ import logging
 import bpy
 import numpy as np
 
+from msma_engine.video import gaussian_smooth  # one smoothing for engine and Blender (re-exported)
+
 from . import conversion
 from .face_builder import BuildOptions, build_face_object
 
 __all__ = ["gaussian_smooth", "identity_shape", "build_animated_face"]
 
 log = logging.getLogger(__name__)
-
-
-def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Centred Gaussian smoothing along the first axis.
-
-    Args:
-        values: ``(T, ...)`` per-frame values.
-        sigma: standard deviation in frames (``<= 0``: unchanged copy).
-
-    Returns:
-        ``(T, ...)`` smoothed values (float64).
-    """
-    vals = np.asarray(values, dtype=np.float64)
-    if sigma <= 0 or len(vals) < 2:
-        return vals.copy()
-    radius = int(np.ceil(3 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    t = len(vals)
-    flat = vals.reshape(t, -1)
-    out = np.empty_like(flat)
-    for i in range(t):
-        idx = i + offsets
-        ok = (idx >= 0) & (idx < t)
-        w = kernel[ok] / kernel[ok].sum()
-        out[i] = w @ flat[idx[ok]]
-    return out.reshape(vals.shape)
 
 
 def identity_shape(results: list, mode: str = "FIRST") -> np.ndarray:

@@ -65,6 +65,11 @@ def _texture_size(text: str) -> int:
     return n
 
 
+def _weights_arg(value: str) -> Path | None:
+    """``--weights`` value: a file, or ``none`` for the path without a network."""
+    return None if value.strip().lower() == "none" else Path(value)
+
+
 def add_reconstruct_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``reconstruct`` sub-command to ``subparsers``."""
     p = subparsers.add_parser("reconstruct", help="reconstruct textured, animatable 3D faces from photos",
@@ -72,7 +77,9 @@ def add_reconstruct_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("inputs", nargs="+", type=Path, metavar="PHOTO|FOLDER", help="image files or folders")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder (created)")
     p.add_argument("--model", type=Path, metavar="NPZ", help="face-model file (default: the shipped head)")
-    p.add_argument("--weights", type=Path, metavar="PT", help="network weights (default: none, fit the mean face)")
+    p.add_argument("--weights", type=_weights_arg, metavar="PT|none",
+                   help="network weights; 'none' = no network (the mean face posed from the landmarks, then the "
+                        "fit), the path that uses no weights trained on research-only photo sets (default: none)")
     p.add_argument("--fit", choices=("fast", "default", "high", "none"), default="default",
                    help="test-time fitting quality (default: %(default)s)")
     p.add_argument("--texture-size", type=_texture_size, default=1024, metavar="N",

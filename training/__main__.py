@@ -3,7 +3,9 @@
     python -m training train --config configs/default_head.toml --out runs/NAME [--resume]
     python -m training evaluate --weights W [--data synthetic astronaut FOLDER ...] [--fit fast]
     python -m training export --run runs/NAME --out weights.pt
-    python -m training preprocess --folder PHOTOS [--cache DIR]
+    python -m training preprocess --folder PHOTOS [--cache DIR] [--split train|holdout] [--workers N]
+    python -m training pseudo-label --folder PHOTOS --cache DIR --out LABELS [--fit default]
+    python -m training evaluate-real --folder FACES --cache DIR [--weights W]
     python -m training now-predict --now-root NOW --split val --out PRED [--weights W] [--fit fast]
     python -m training now-eval --now-root NOW --split val --pred PRED
 
@@ -108,7 +110,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from training.data.folder import preprocess_folder
 
-    summary = preprocess_folder(args.folder, args.cache, detector=args.detector, landmarker=args.landmarker)
+    files = None
+    if args.split != "all":
+        from training.data.split import holdout_files, training_files
+
+        from training.data.split import training_subset
+
+        if args.split == "holdout":
+            files = holdout_files(args.folder, args.lfw_people, args.utk_photos)
+        else:
+            files = training_subset(args.folder, args.subset) if args.subset else training_files(args.folder)
+    summary = preprocess_folder(args.folder, args.cache, detector=args.detector, landmarker=args.landmarker,
+                                files=files, limit=args.limit, workers=args.workers, jpeg_quality=args.jpeg_quality,
+                                min_face_size=args.min_face_size)
     print(summary)
     return 0
 
@@ -189,7 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=None, help="cache folder (default: <folder>/.msma_cache)")
     p.add_argument("--detector", default="auto")
     p.add_argument("--landmarker", default="auto")
+    p.add_argument("--split", default="all", choices=["all", "train", "holdout"],
+                   help="only the training or the evaluation photos of a faces collection (training/data/split.py)")
+    p.add_argument("--lfw-people", type=int, default=None, help="holdout: this many LFW people (default all)")
+    p.add_argument("--utk-photos", type=int, default=None, help="holdout: this many UTKFace photos (default all)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="train: a balanced subset of N photos (LFW pairs, UTKFace, CelebA) instead of all")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality of the cached crops")
+    p.add_argument("--min-face-size", type=float, default=None,
+                   help="smallest face side in pixels (default: the engine's 40; CelebA's small photos need ~24)")
+    p.add_argument("--limit", type=int, default=None, help="process at most N new photos this run")
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.set_defaults(func=_cmd_preprocess)
+
+    from training import evaluate_real, pseudo_labels
+
+    pseudo_labels.register(sub)
+    evaluate_real.register(sub)
 
     p = sub.add_parser("now-predict", help="reconstruct a NoW split into the NoW submission layout (resumable)")
     p.add_argument("--now-root", required=True, help="the NoW data set's root folder")

@@ -30,6 +30,7 @@ from training.losses import LossWeights
 __all__ = [
     "SyntheticConfig",
     "DataConfig",
+    "RealConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
@@ -94,6 +95,9 @@ class DataConfig:
         seed: synthetic data seed; sample ``i`` of seed ``s`` is always the same image.
         holdout_seed: seed of the synthetic evaluation hold-out (never used in training).
         holdout_size: number of hold-out samples.
+        generator: ``"workers"`` renders synthetic samples one by one in DataLoader workers
+            (CPU, every augmentation); ``"device"`` renders whole batches on the training
+            device (:mod:`training.data.device_batches`: GPU-speed, fewer occluder kinds).
         synthetic: generator settings.
     """
 
@@ -104,6 +108,7 @@ class DataConfig:
     seed: int = 0
     holdout_seed: int = 1_000_003
     holdout_size: int = 64
+    generator: Literal["workers", "device"] = "workers"
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def __post_init__(self) -> None:
@@ -112,6 +117,46 @@ class DataConfig:
         if self.epoch_size <= 0 or self.holdout_size <= 0:
             raise ValueError(f"data.epoch_size and data.holdout_size must be positive, got "
                              f"{self.epoch_size} and {self.holdout_size}")
+
+
+@dataclass
+class RealConfig:
+    """Real photos mixed into synthetic training (:mod:`training.data.mixed`).
+
+    Attributes:
+        folder: collection root preprocessed by ``python -m training preprocess`` (e.g. the
+            folder holding ``lfw/``, ``utkface10k/``, ``celeba10k/``); None = synthetic only.
+            Its evaluation split (:mod:`training.data.split`) is never trained on.
+        cache: its cache; None = ``<folder>/.msma_cache``.
+        labels: pseudo-label folder of ``python -m training pseudo-label``; None = no distillation.
+        fraction: share of the steps that take a real batch instead of a synthetic one.
+        pair_fraction: share of a real batch drawn as two photos of one LFW person (the rest
+            at random), so the identity-consistency term has pairs to work on.
+        w_distill: weight of the distillation loss against the pseudo-labels.
+        w_identity: weight of the same-person identity-consistency loss.
+        w_dense: weight of the dense 478-point landmark loss (squared crop pixels, as the 68-point
+            term's 1.6e-3); active only when the face model has a dense correspondence.
+        distill_groups: per-group weights of the distillation loss, layout order
+            ``id, exp, tex, angles, gamma, trans`` (as ``loss.coeff_groups``).
+    """
+
+    folder: str | None = None
+    cache: str | None = None
+    labels: str | None = None
+    fraction: float = 0.5
+    pair_fraction: float = 0.5
+    w_distill: float = 1.0
+    w_identity: float = 0.05
+    w_dense: float = 1.6e-3
+    distill_groups: tuple[float, float, float, float, float, float] = (1.0, 1.0, 0.5, 10.0, 1.0, 10.0)
+
+    def __post_init__(self) -> None:
+        for name in ("fraction", "pair_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"real.{name} is a fraction in [0, 1], got {getattr(self, name)}")
+        if min(self.w_distill, self.w_identity, self.w_dense) < 0 or any(w < 0 for w in self.distill_groups):
+            raise ValueError(f"real: loss weights must be non-negative, got {self}")
+        self.distill_groups = tuple(float(v) for v in self.distill_groups)
 
 
 @dataclass
@@ -174,10 +219,16 @@ class RunConfig:
         seed: seed of the network initialisation and every random draw of the trainer.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         amp: mixed precision on CUDA (ignored on the CPU).
+        amp_dtype: ``"float16"`` (with loss scaling) or ``"bfloat16"`` (H100/A100: no scaling needed).
+        channels_last: NHWC memory layout for the network and its input (faster convolutions on GPUs).
         render_backend: ``"auto"`` (nvdiffrast on CUDA when installed), ``"torch"`` or ``"nvdiffrast"``.
         threads: torch CPU threads; 0 = torch's default.
         num_workers: data-loader worker processes.
         checkpoint_every: steps between checkpoints.
+        checkpoint_minutes: also checkpoint when this many minutes have passed since the last
+            one (0 = steps only).
+        max_minutes: stop (checkpoint and export) after this many minutes of training in this
+            session, whatever ``max_steps`` says (0 = no limit); a resumed run continues.
         log_every: steps between CSV log rows.
         perceptual_weights: ArcFace ``backbone.pth`` for the perceptual loss; None = the
             ``MSMA_ARCFACE_WEIGHTS`` variable, then dlib's descriptor when
@@ -187,14 +238,20 @@ class RunConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    channels_last: bool = False
     render_backend: Literal["auto", "torch", "nvdiffrast"] = "auto"
     threads: int = 0
     num_workers: int = 0
     checkpoint_every: int = 200
+    checkpoint_minutes: float = 0.0
+    max_minutes: float = 0.0
     log_every: int = 10
     perceptual_weights: str | None = None
 
     def __post_init__(self) -> None:
+        if self.checkpoint_minutes < 0 or self.max_minutes < 0:
+            raise ValueError(f"run: checkpoint_minutes and max_minutes must be ≥ 0, got {self}")
         if self.checkpoint_every <= 0 or self.log_every <= 0 or self.threads < 0 or self.num_workers < 0:
             raise ValueError(f"run: checkpoint_every/log_every must be positive, threads/num_workers ≥ 0, got {self}")
 
@@ -208,6 +265,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     run: RunConfig = field(default_factory=RunConfig)
+    real: RealConfig = field(default_factory=RealConfig)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

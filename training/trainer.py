@@ -44,6 +44,7 @@ from msma_engine.network import build_network, load_weights, save_weights
 from msma_engine.render import RenderContext, render_mesh
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
+from training.real_losses import real_losses
 from training.losses import (
     coefficient_loss,
     coefficient_regularization,
@@ -116,15 +117,32 @@ class StepSampler(Sampler[list[int]]):
 
 
 def build_dataset(config: Config, face_model: FaceModel, length: int | None = None) -> Dataset:
-    """The training dataset the config asks for (on-the-fly synthetic or a photo folder)."""
+    """The training dataset the config asks for (on-the-fly synthetic or a photo folder, plus
+    real photos mixed in when ``real.folder`` is set)."""
+    if config.data.generator == "device":
+        from training.data.device_batches import DeviceBatches
+        from training.data.folder import FaceFolder
+
+        real = (FaceFolder(config.real.folder, cache=config.real.cache, split="train", labels=config.real.labels)
+                if config.real.folder else None)
+        return DeviceBatches(face_model, config.data.synthetic, config.data.seed, real, config.real.fraction,
+                             config.real.pair_fraction, config.run.num_workers)
     if config.data.source == "synthetic":
         from training.data.synthetic import SyntheticFaces
 
-        return SyntheticFaces(face_model, config.data.synthetic, seed=config.data.seed,
+        data = SyntheticFaces(face_model, config.data.synthetic, seed=config.data.seed,
                               length=length or config.data.epoch_size)
-    from training.data.folder import FaceFolder
+    else:
+        from training.data.folder import FaceFolder
 
-    return FaceFolder(config.data.folder, cache=config.data.cache)
+        data = FaceFolder(config.data.folder, cache=config.data.cache)
+    if config.real.folder:
+        from training.data.folder import FaceFolder
+        from training.data.mixed import MixedFaces
+
+        real = FaceFolder(config.real.folder, cache=config.real.cache, split="train", labels=config.real.labels)
+        data = MixedFaces(data, real, config.real.fraction, config.real.pair_fraction)
+    return data
 
 
 class Trainer:
@@ -177,7 +195,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=opt.decay_every_epochs * self.steps_per_epoch, gamma=opt.lr_decay)
         self.use_amp = config.run.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = torch.bfloat16 if config.run.amp_dtype == "bfloat16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        if config.run.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self.ctx = RenderContext(config.run.render_backend if self.device.type == "cuda" else "torch")
         self.lm_weights = landmark_weights(68, config.loss.landmark_nose, config.loss.landmark_mouth).to(self.device)
         self.embedder = None
@@ -227,7 +248,9 @@ class Trainer:
         size = self.config.model.input_size
         if size != images.shape[-1]:
             net_in = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        if self.config.run.channels_last:
+            net_in = net_in.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             pred = self.model(net_in)
         pred = pred.float()
         fm = self.face_model
@@ -260,6 +283,7 @@ class Trainer:
         if w.shape > 0 and "coeffs" in batch:
             gt = fm.layout.split(batch["coeffs"])
             losses["shape"] = w.shape * vertex_loss(out.vertices_model, fm.shape(gt.id, gt.exp), fm.face_region)
+        losses.update(real_losses(self.config.real, pred, batch, fm, out.vertices))
         losses["total"] = sum(losses.values()) if losses else pred.sum() * 0
         return losses
 
@@ -424,14 +448,24 @@ class Trainer:
         self.start_step = self.step
         if self.is_main:
             (self.out_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
-        sampler = StepSampler(len(self.dataset), cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
-                              shuffle=cfg.data.source != "synthetic", rank=self.rank, world_size=self.world_size)
-        loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.run.num_workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False)
+        if hasattr(self.dataset, "batch_iterator"):  # batches made on the device (training.data.device_batches)
+            loader = self.dataset.batch_iterator(cfg.optim.batch_size, self.max_steps, self.step, self.device,
+                                                 rank=self.rank, world_size=self.world_size)
+        else:
+            if hasattr(self.dataset, "batch_sampler"):  # mixed synthetic + real batches
+                sampler = self.dataset.batch_sampler(cfg.optim.batch_size, self.max_steps, self.step, cfg.data.seed,
+                                                     rank=self.rank, world_size=self.world_size)
+            else:
+                sampler = StepSampler(len(self.dataset), cfg.optim.batch_size, self.max_steps, self.step,
+                                      cfg.data.seed, shuffle=cfg.data.source != "synthetic", rank=self.rank,
+                                      world_size=self.world_size)
+            loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=cfg.run.num_workers,
+                                pin_memory=self.device.type == "cuda", persistent_workers=False)
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (progress and self.is_main),
                    desc=f"train {self.net.arch}", dynamic_ncols=True)
         last: dict[str, float] = {}
         t_window, n_window, t_start = time.perf_counter(), 0, time.perf_counter()
+        t_checkpoint = t_start
         for batch in loader:
             last = self.train_step(batch)
             n_window += batch["image"].shape[0] * self.world_size
@@ -446,14 +480,30 @@ class Trainer:
                 row.update({k: f"{v:.6g}" for k, v in last.items()})
                 self._append_log(row)
                 t_window, n_window = now, 0
-            if self.step % cfg.run.checkpoint_every == 0 or self.step == self.max_steps:
+            timed, out_of_time = self._clock(t_start, t_checkpoint)
+            if self.step % cfg.run.checkpoint_every == 0 or self.step == self.max_steps or timed or out_of_time:
                 if self.is_main:
                     self.save_checkpoint()
                     self.plot_curves()
+                t_checkpoint = time.perf_counter()
                 if self.world_size > 1:
                     dist.barrier()
+            if out_of_time:
+                logger.info("run.max_minutes = %g reached at step %d; resume to continue", cfg.run.max_minutes, self.step)
+                break
         bar.close()
         return last
+
+    def _clock(self, t_start: float, t_checkpoint: float) -> tuple[bool, bool]:
+        """(a timed checkpoint is due, the session's time is up), agreed by every process."""
+        run, now = self.config.run, time.perf_counter()
+        flags = [run.checkpoint_minutes > 0 and now - t_checkpoint >= 60 * run.checkpoint_minutes,
+                 run.max_minutes > 0 and now - t_start >= 60 * run.max_minutes]
+        if self.world_size > 1 and (run.checkpoint_minutes > 0 or run.max_minutes > 0):
+            t = torch.tensor([float(f) for f in flags], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flags = [bool(v) for v in t.tolist()]
+        return flags[0], flags[1]
 
     def close(self) -> None:
         """Leave the process group (torchrun runs)."""

@@ -104,3 +104,11 @@ def test_bad_model_is_fatal(photo_dir, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none.npz" in err
+
+
+def test_weights_none_is_the_path_without_a_network():
+    parse = build_parser().parse_args
+    assert parse(["reconstruct", "x.jpg", "-o", "out", "--weights", "none"]).weights is None
+    assert parse(["reconstruct", "x.jpg", "-o", "out", "--weights", "NONE"]).weights is None
+    assert parse(["reconstruct", "x.jpg", "-o", "out"]).weights is None
+    assert parse(["reconstruct", "x.jpg", "-o", "out", "--weights", "w.pt"]).weights == Path("w.pt")
