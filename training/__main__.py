@@ -18,7 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+from msma_engine.cli_common import set_thread_policy
+
+set_thread_policy()  # before torch is imported
+
+import torch  # noqa: E402
 
 logger = logging.getLogger("training")
 
