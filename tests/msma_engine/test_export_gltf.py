@@ -110,8 +110,11 @@ class TestGLB:
 
     def test_eyes_are_child_meshes(self, tmp_path):
         res, basis = make_result()
+        res.image_path = "/photos/portrait.jpg"
         doc, _ = read_glb(write_glb(res, basis, tmp_path / "plain.glb").read_bytes())
         assert len(doc["meshes"]) == 1 and "children" not in doc["nodes"][0]
+        assert doc["nodes"][0]["name"] == "portrait"
+        res.image_path = None
         res = with_eyes(res)
         doc, binary = read_glb(write_glb(res, basis, tmp_path / "face.glb").read_bytes())
         assert len(doc["meshes"]) == 3 and len(doc["materials"]) == 3
@@ -123,7 +126,8 @@ class TestGLB:
         assert eye_tex[0] == eye_tex[1] != doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"]
         for node_i, eye in ((1, res.eyes.left), (2, res.eyes.right)):
             node = doc["nodes"][node_i]
-            assert node["name"] == f"sphere_face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
+            # Named after the photo (issue 14.17), "face" for an in-memory image; not after the model.
+            assert node["name"] == f"face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
             prim = doc["meshes"][node["mesh"]]["primitives"][0]
             assert "targets" not in prim
             pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
