@@ -172,4 +172,4 @@ class TestGLB:
         assert got["names"] == ["Basis", "e0", "e1", "e2"]
         assert got["values"][1:] == pytest.approx([0.2, 0.0, 0.7], abs=1e-6)
         assert got["uv"] == 1 and got["images"] == 2
-        assert got["eyes"] == ["sphere_face_eye_L", "sphere_face_eye_R"]
+        assert got["eyes"] == ["face_eye_L", "face_eye_R"]
