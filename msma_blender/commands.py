@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import logging
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
