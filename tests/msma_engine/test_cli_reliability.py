@@ -168,6 +168,10 @@ def test_face_number_names_the_outputs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "o" / "p_face1.glb").exists() and not (tmp_path / "o" / "p_face2.glb").exists()
     doc, _ = read_glb((tmp_path / "o" / "p_face1.glb").read_bytes())
     assert doc["nodes"][0]["name"] == "p_face1"  # issue 14.17: named after the photo, not the model
+    assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--face", "all"]) == 0
+    assert (tmp_path / "o" / "p_face2_coeffs.json").exists()  # --face all: the pipeline's own numbers
+    assert main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--face", "all"]) == 0
+    assert "p_face2.glb exists, skipped" in capsys.readouterr().out
 
 
 def test_folder_order_is_natural(tmp_path, monkeypatch, capsys):
