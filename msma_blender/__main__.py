@@ -5,6 +5,11 @@ Same arguments and exit status as ``blender -b --command msma ...`` (see :mod:`.
 
 import sys
 
-from .commands import main
+from msma_engine.cli_common import set_thread_policy
 
-sys.exit(main(sys.argv[1:]))
+set_thread_policy()  # before anything imports torch
+
+from .commands import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

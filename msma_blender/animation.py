@@ -50,7 +50,7 @@ def build_animated_face(results: list, exp_basis: np.ndarray, collection: bpy.ty
         exp_basis: ``(Kexp, V, 3)`` expression basis.
         collection: where the object goes.
         options: build options (texture and camera come from the first frame).
-        scene: scene whose frame range is extended to cover the animation (optional).
+        scene: scene whose frame range is set to the animation's frames (optional).
         frame_start: frame number of the first result.
         sigma: Gaussian smoothing in frames.
         identity: ``"FIRST"`` or ``"MEAN"``.
@@ -89,8 +89,8 @@ def build_animated_face(results: list, exp_basis: np.ndarray, collection: bpy.ty
     obj["msma_frames"] = [str(r.image_path or "") for r in results]
     obj["msma_smoothing_sigma"] = float(sigma)
     obj["msma_identity"] = identity
-    if scene is not None:
-        scene.frame_start = min(scene.frame_start, frame_start)
-        scene.frame_end = max(scene.frame_end, frame_start + len(results) - 1)
+    if scene is not None:  # the clip, not Blender's default 1-250
+        scene.frame_start = frame_start
+        scene.frame_end = frame_start + len(results) - 1
     log.info("animated %r over %d frames (sigma %.2f)", obj.name, len(results), sigma)
     return obj

@@ -5,37 +5,50 @@ Two ways in, same arguments::
     blender -b --command msma reconstruct PHOTO|FOLDER ... -o OUT [options]
     python -m msma_blender reconstruct PHOTO|FOLDER ... -o OUT [options]     # bpy module
 
+The arguments, folder expansion (natural order), output names, error lines and exit codes
+are the engine CLI's (:mod:`msma_engine.cli_common`); this command adds only its extras
+(format, camera, texture packing, lighting, animation, preview).
+
 ``OUT`` ending in ``.blend``, ``.glb`` or ``.fbx`` is one file holding every face (or the
 animation with ``--animation``); any other ``OUT`` is a folder receiving one
-``<photo stem>.<format>`` per photo. Existing files are never overwritten without ``--force``.
+``<photo stem>.<format>`` per photo. Existing files are never overwritten without ``--force``;
+every file is written under a temporary name and renamed when complete, so a failed or
+interrupted export leaves the previous file as it was.
 
-Exit status, as the engine's CLI (``python -m msma_engine reconstruct``): 0 when every input
-worked; 1 when any input failed — one line ``error: <file>: <reason>`` on standard error
-each, the other inputs are still written — or an output exists without ``--force``
-(nothing is written); 2 for unusable arguments, model or weights (nothing was processed).
+Exit status (:class:`msma_engine.cli_common.ExitCode`): 0 when every input worked; 1 when
+any input failed — one line ``error: <file>: <reason>`` on standard error each, the other
+inputs are still written — or an output exists without ``--force`` (nothing is written);
+2 for unusable arguments, output location, model or weights (nothing was processed);
+130 when interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import sys
-import time
+import signal
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from msma_engine.cli_common import (ExitCode, add_reconstruct_arguments, collect_inputs, prepare_output_dir,
+                                    print_error, resolve_fit, set_thread_policy, unique_stems)
+from msma_engine.errors import UsageError
+from msma_engine.fileio import atomic_output
+from msma_engine.timing import Stopwatch
 
 __all__ = ["FORMATS", "build_parser", "main", "missing_dependencies_message", "plan_outputs"]
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("blend", "glb", "fbx")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class CommandError(Exception):
     """One ``error: <file>: <reason>`` line; nothing more is done; exits with ``code``."""
 
-    def __init__(self, path: str | Path, reason, code: int = EXIT_USAGE):
+    def __init__(self, path: str | Path, reason, code: int = ExitCode.USAGE):
         super().__init__(f"{path}: {reason}")
         self.code = code
 
@@ -45,19 +58,9 @@ def build_parser(prog: str = "msma") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("reconstruct", help="photos or a folder → .blend/.glb/.fbx",
                        description="Reconstruct the face(s) of photos into Blender objects and save them.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="PHOTO|FOLDER",
-                   help="image files and/or folders of images (sorted naturally)")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
-                   help="a .blend/.glb/.fbx file for everything, or a folder for one file per photo")
+    add_reconstruct_arguments(p, output_help="a .blend/.glb/.fbx file for everything, or a folder for one file "
+                                             "per photo")
     p.add_argument("--format", choices=FORMATS, help="file format when OUT is a folder (default: blend)")
-    p.add_argument("--fit", choices=("default", "fast", "high", "none"), default="default",
-                   help="test-time fitting quality ('none': network only)")
-    p.add_argument("--texture-size", type=int, default=1024, metavar="PX", help="albedo texture side (64-4096)")
-    p.add_argument("--face", default="largest", metavar="WHICH",
-                   help="'largest', 'only', 'all' or a face number (left to right from 0)")
-    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
-    p.add_argument("--model", type=Path, help="face-model .npz (default: the shipped default head)")
-    p.add_argument("--weights", type=Path, help="network weights (default: shipped weights, if any)")
     p.add_argument("--camera", action="store_true", help="add a camera matching each photo")
     p.add_argument("--texture", choices=("pack", "save"), default="pack",
                    help="pack the albedo PNG into the .blend, or save it beside the output")
@@ -73,7 +76,6 @@ def build_parser(prog: str = "msma") -> argparse.ArgumentParser:
                    help="also render the result through the photo camera to this PNG (one output only)")
     p.add_argument("--preview-over-photo", action="store_true",
                    help="composite the preview over the (first) photo to check the alignment")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     return parser
 
@@ -101,7 +103,8 @@ def plan_outputs(images: list[Path], output: Path, fmt: str | None, animation: b
         ``(format, plans)``.
 
     Raises:
-        CommandError: ``--format`` contradicts the output's extension, or two photos share a stem.
+        CommandError: ``--format`` contradicts the output's extension, or two photos in different
+            folders share a file name (photos sharing a stem get their suffix added: ``a_jpg``).
     """
     suffix = output.suffix.lower().lstrip(".")
     if suffix in FORMATS:
@@ -111,23 +114,16 @@ def plan_outputs(images: list[Path], output: Path, fmt: str | None, animation: b
     fmt = fmt or "blend"
     if animation:
         return fmt, [OutputPlan(output / f"{label}.{fmt}", list(images))]
-    plans: dict[str, OutputPlan] = {}
-    for img in images:
-        target = output / f"{img.stem}.{fmt}"
-        if target.name in plans:
-            raise CommandError(img, f"two inputs would both be written to {target}; use separate runs")
-        plans[target.name] = OutputPlan(target, [img])
-    return fmt, list(plans.values())
-
-
-def _error(path, reason) -> None:
-    from .pipeline import error_line
-
-    print(f"error: {error_line(path, reason)}", file=sys.stderr)
+    try:
+        stems = unique_stems(images)
+    except UsageError as err:
+        raise CommandError(output, err) from None
+    return fmt, [OutputPlan(output / f"{stems[img]}.{fmt}", [img]) for img in images]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status (also when argparse rejects the arguments)."""
+    set_thread_policy()  # before the engine imports torch
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -138,12 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _reconstruct(args)
     except CommandError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print_error(None, err)
         return err.code
+    except KeyboardInterrupt:
+        print_error(None, "interrupted; files written so far are complete")
+        return ExitCode.INTERRUPTED
 
 
 def missing_dependencies_message(err: ImportError, package: str | None = __package__) -> str:
-    """One line naming the missing packages and the commands that install them.
+    """One line naming the missing packages and the (shell-quoted) commands that install them.
 
     Args:
         err: the ImportError the engine raised.
@@ -163,44 +162,41 @@ def missing_dependencies_message(err: ImportError, package: str | None = __packa
     return f"missing Python dependencies: {missing} ({err}); {hint}"
 
 
-def _face_choice(value: str):
-    if value in ("largest", "only", "all"):
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise CommandError("--face", f"expected largest, only, all or a number, got {value!r}") from None
+def _check_targets(plans: list[OutputPlan], args) -> None:
+    """Every output location usable and nothing to overwrite without --force, before any work."""
+    targets = [p.path for p in plans] + ([args.preview] if args.preview else [])
+    for target in targets:
+        if target.is_dir():
+            raise CommandError(target, "is a folder; give a file name or a folder without the extension")
+        try:
+            prepare_output_dir(target.parent)
+        except UsageError as err:
+            raise CommandError(target, err) from None
+    for target in targets:
+        if target.exists() and not args.force:
+            raise CommandError(target, "already exists (use --force to overwrite)", code=ExitCode.FAILED)
 
 
 def _reconstruct(args) -> int:
-    from .pipeline import EngineSettings, InputError, collect_images
-
-    face = _face_choice(args.face)
-    if not 64 <= args.texture_size <= 4096:
-        raise CommandError("--texture-size", f"must be 64-4096, got {args.texture_size}")
-    images, failures = [], 0
-    for item in args.inputs:  # a bad input is reported; the others still run
-        try:
-            images.extend(p for p in collect_images([item]) if p not in images)
-        except InputError as err:
-            _error(err.path, err.reason)
-            failures += 1
+    images, problems = collect_inputs(args.inputs)
+    for item, reason in problems:  # a bad input is reported; the others still run
+        print_error(item, reason)
+    failures = len(problems)
     if not images:
-        return EXIT_FAILED
+        return ExitCode.FAILED
     label = args.inputs[0].stem if len(args.inputs) == 1 else "animation"
     fmt, plans = plan_outputs(images, args.output, args.format, args.animation, label=label)
     if args.preview is not None and len(plans) != 1:
         raise CommandError(args.preview, f"--preview needs a single output file, this run writes {len(plans)}")
-    for target in [p.path for p in plans] + ([args.preview] if args.preview else []):
-        if target.exists() and not args.force:
-            raise CommandError(target, "already exists (use --force to overwrite)", code=EXIT_FAILED)
     for model_file in (args.model, args.weights):
         if model_file is not None and not model_file.is_file():
             raise CommandError(model_file, "no such file")
+    _check_targets(plans, args)
+    fit = resolve_fit(args.fit)
 
     from msma_engine.errors import MSMAError
 
-    from .pipeline import get_session
+    from .pipeline import EngineSettings, get_session
 
     settings = EngineSettings(model_path=str(args.model or ""), weights_path=str(args.weights or ""),
                               device=args.device)
@@ -210,23 +206,70 @@ def _reconstruct(args) -> int:
         raise CommandError("engine", missing_dependencies_message(err)) from None
     except MSMAError as err:
         raise CommandError(args.model or args.weights or "model", err) from None
+    except Exception as err:  # noqa: BLE001 - one line, not a traceback (-v logs it)
+        log.debug("engine set-up failed", exc_info=True)
+        raise CommandError(args.model or args.weights or "engine", f"unexpected {type(err).__name__}: {err}") from None
 
     for plan in plans:
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         results = []
         for img in plan.images:
             try:
-                results.extend(session.reconstruct(img, fit=None if args.fit == "none" else args.fit,
-                                                   texture_size=args.texture_size,
-                                                   face="largest" if args.animation else face))
+                results.extend(session.reconstruct(img, fit=fit, texture_size=args.texture_size,
+                                                   face="largest" if args.animation else args.face))
             except MSMAError as err:
-                _error(img, err)
+                print_error(img, err)
+                failures += 1
+            except Exception as err:  # noqa: BLE001 - the other photos still run
+                log.debug("reconstruction of %s failed", img, exc_info=True)
+                print_error(img, f"unexpected {type(err).__name__}: {err}")
                 failures += 1
         if not results:
             continue
-        _write(plan.path, fmt, results, session.exp_basis, args)
-        print(f"wrote {plan.path} ({len(results)} face(s), {time.perf_counter() - t0:.1f} s)")
-    return EXIT_OK if failures == 0 else EXIT_FAILED
+        try:
+            _write(plan.path, fmt, results, session.exp_basis, args)
+        except Exception as err:  # noqa: BLE001 - e.g. an exporter error; the other outputs still run
+            log.debug("writing %s failed", plan.path, exc_info=True)
+            print_error(plan.path, err)
+            failures += 1
+            continue
+        print(f"wrote {plan.path} ({len(results)} face(s), {clock.elapsed:.1f} s)")
+    return ExitCode.OK if failures == 0 else ExitCode.FAILED
+
+
+@contextlib.contextmanager
+def _interrupts_kept():
+    """Re-raise a Ctrl-C that an operator swallowed (Blender turns exceptions in operators into CANCELLED)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    hit = []
+
+    def handler(signum, frame):
+        hit.append(signum)
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt
+
+
+def _run_operator(operator, label: str, **kwargs) -> None:
+    """Call a ``bpy.ops`` exporter; a Ctrl-C inside it interrupts, a result other than FINISHED raises.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C was pressed while the operator ran.
+        RuntimeError: the operator did not finish.
+    """
+    with _interrupts_kept():
+        result = operator(**kwargs)
+    if "FINISHED" not in result:
+        raise RuntimeError(f"the {label} exporter returned {', '.join(sorted(result))}")
 
 
 _ID_COLLECTIONS = ("objects", "meshes", "materials", "images", "cameras", "actions", "worlds", "scenes",
@@ -259,29 +302,29 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
             for res in results:
                 objs.append(build_face_object(res, exp_basis, scene.collection, options, scene=scene))
                 options.set_scene_camera = False
-        if path.exists():
-            path.unlink()  # --force was checked before any work
-        if fmt == "blend":
-            bpy.data.libraries.write(str(path), {scene}, path_remap="RELATIVE_ALL", compress=True)
-        else:
-            for obj in objs:
-                for slot in obj.material_slots:
-                    use_plain_albedo(slot.material)  # exporters read an image wired to Base Color
-            with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
-                if fmt == "glb":
-                    bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_active_scene=True,
-                                              export_morph=True, export_animations=args.animation,
-                                              export_cameras=True)
-                else:
-                    bpy.ops.export_scene.fbx(filepath=str(path), object_types={"MESH", "CAMERA"},
-                                             path_mode="COPY", embed_textures=True, bake_anim=args.animation,
-                                             use_mesh_modifiers=False, use_subsurf=True)
+        # Written under a temporary name and renamed: a failed export keeps the old file.
+        with atomic_output(path, overwrite=args.force) as tmp:
+            if fmt == "blend":
+                with _interrupts_kept():
+                    bpy.data.libraries.write(str(tmp), {scene}, path_remap="RELATIVE_ALL", compress=True)
+            else:
+                for obj in objs:
+                    for slot in obj.material_slots:
+                        use_plain_albedo(slot.material)  # exporters read an image wired to Base Color
+                with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
+                    if fmt == "glb":
+                        _run_operator(bpy.ops.export_scene.gltf, "glTF", filepath=str(tmp), export_format="GLB",
+                                      use_active_scene=True, export_morph=True,
+                                      export_animations=args.animation, export_cameras=True)
+                    else:
+                        _run_operator(bpy.ops.export_scene.fbx, "FBX", filepath=str(tmp),
+                                      object_types={"MESH", "CAMERA"}, path_mode="COPY", embed_textures=True,
+                                      bake_anim=args.animation, use_mesh_modifiers=False, use_subsurf=True)
         if args.preview is not None:
             camera = bpy.data.objects[objs[0]["msma_camera"]]
-            if args.preview.exists():
-                args.preview.unlink()
             photo = results[0].image_path if args.preview_over_photo else None
-            render_preview(scene, camera, args.preview, photo=photo)
+            with atomic_output(args.preview, overwrite=True) as tmp:  # --force was checked before any work
+                render_preview(scene, camera, tmp, photo=photo)
             print(f"wrote {args.preview}")
     finally:
         # The glTF exporter leaves the window on the scene it exported; removing that scene

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import bpy
 from bpy.props import CollectionProperty, StringProperty
+from msma_engine.cli_common import resolve_fit
 
 from . import deps
 from .face_builder import BuildOptions, build_face_object
@@ -90,7 +91,7 @@ def request_from_settings(context) -> tuple[JobRequest, BuildOptions]:
         model_path=bpy.path.abspath(s.model_path or (prefs.model_path if prefs else "")),
         weights_path=bpy.path.abspath(prefs.weights_path) if prefs and prefs.weights_path else "",
         device=device)
-    request = JobRequest(images=images, settings=settings, fit=None if s.fit == "none" else s.fit,
+    request = JobRequest(images=images, settings=settings, fit=resolve_fit(s.fit),
                          texture_size=int(s.texture_size), face="all" if s.all_faces else "largest",
                          animation=s.source == "SEQUENCE")
     options = BuildOptions(texture_mode=s.texture_mode, add_camera=s.add_camera, lighting=s.lighting,

@@ -8,10 +8,12 @@ dependencies are installed.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+# Shared with the engine's command line (standard library only, importable before the dependencies).
+from msma_engine.cli_common import IMAGE_SUFFIXES, error_line, natural_key
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -28,7 +30,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 # Network weights shipped beside this package in the extension zip (build.py).
 _ASSET_DIR = Path(__file__).resolve().parent / "assets"
 
@@ -39,21 +40,6 @@ class InputError(ValueError):
     def __init__(self, path: str | Path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
-
-
-def error_line(path: str | Path, reason) -> str:
-    """``"<path>: <reason>"``, without repeating the path when the engine's message starts with it."""
-    reason = str(reason)
-    for prefix in (f"{path}: ", f"{Path(str(path)).name}: "):
-        if reason.startswith(prefix):
-            reason = reason[len(prefix):]
-            break
-    return f"{path}: {reason}"
-
-
-def natural_key(path: Path) -> list:
-    """Sort key so that ``frame2`` comes before ``frame10``."""
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", Path(path).name)]
 
 
 def collect_images(paths: list[str | Path]) -> list[Path]:

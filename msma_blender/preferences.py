@@ -18,7 +18,8 @@ class MSMA_AddonPreferences(bpy.types.AddonPreferences):
     model_path: StringProperty(name="Face Model", subtype="FILE_PATH",
                                description="Face-model .npz (empty: the default head shipped with the extension)")
     weights_path: StringProperty(name="Network Weights", subtype="FILE_PATH",
-                                 description="MSMA network weights (empty: the weights shipped for the model)")
+                                 description="MSMA network weights (empty: none; the fit starts from the mean "
+                                             "face posed on the landmarks)")
     device: EnumProperty(name="Device", default="cpu",
                          items=[("cpu", "CPU", "Run on the CPU"),
                                 ("cuda", "CUDA GPU", "Run on an NVIDIA GPU (needs a CUDA build of PyTorch)")])

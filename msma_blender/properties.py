@@ -16,10 +16,12 @@ SOURCE_ITEMS = [
     ("SEQUENCE", "Sequence", "Frames of a video in a folder (sorted by name): one animated face"),
 ]
 FIT_ITEMS = [
-    ("default", "Default", "Network prediction refined by a short landmark/photometric fit"),
+    ("default", "Default", "The start point (network prediction with weights, else the mean face posed on the "
+                           "landmarks) refined by a short landmark/photometric fit"),
     ("fast", "Fast", "A few fitting steps"),
     ("high", "High", "A longer fit: slower, closer to the photo"),
-    ("none", "Network Only", "The network's prediction without fitting"),
+    ("none", "No Fitting", "The start point only: the network's prediction with weights, else the mean face "
+                           "posed on the landmarks"),
 ]
 TEXTURE_ITEMS = [(s, s, f"{s}×{s} pixels albedo texture") for s in ("256", "512", "1024", "2048")]
 DEVICE_ITEMS = [

@@ -3,7 +3,7 @@
 Commands::
 
     python -m msma_engine reconstruct PHOTO|FOLDER [...] -o OUT [--model NPZ] [--weights PT]
-        [--fit fast|default|high|none] [--texture-size N] [--face largest|all|N] [--force]
+        [--fit fast|default|high|none] [--texture-size N] [--face largest|only|all|N] [--force]
     python -m msma_engine convert-bfm ...      (see msma_engine.cli_convert)
 
 ``reconstruct`` writes, per face, into OUT:
@@ -14,80 +14,52 @@ Commands::
   timings and quality metrics;
 - ``<stem>[_faceN]_overlay.png``: the fitted face and landmarks over the photo.
 
-``_faceN`` is added with ``--face all`` or a face number. Existing files are never
-overwritten without ``--force``. A bad input prints one line ``error: <file>: <reason>``
-on standard error and the remaining files are still processed.
+``_faceN`` is added with ``--face all`` (N: the face's number, left to right from 0) or
+``--face N`` (the N asked for). Photos sharing a stem (``a.jpg``, ``a.png``) get their suffix
+added (``a_jpg``); the same file name in two input folders is refused before any work.
 
-Exit status: 0 when every input worked; 1 when any input failed; 2 for unusable
-arguments, model or weights (nothing was processed).
+Outputs are never half-written or mixed: the four files of a face are all encoded before
+any is written, each is written under a temporary name and renamed, and a photo's outputs
+are written under a lock on ``OUT/.<stem>.lock``, so two runs into one folder take turns.
+Existing files are never overwritten without ``--force``: a face whose four files all exist
+is skipped (not an error); one with some missing (an interrupted run) gets the missing
+ones. A bad input prints one line ``error: <file>: <reason>`` on standard error and the
+remaining files are still processed.
+
+Exit status (:class:`~msma_engine.cli_common.ExitCode`): 0 when every input worked or was
+complete already; 1 when any input failed; 2 for unusable arguments, output folder, model
+or weights (nothing was processed); 130 when interrupted (committed files are complete).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from msma_engine.cli_common import (ExitCode, add_reconstruct_arguments, collect_inputs, prepare_output_dir,
+                                    print_error, resolve_fit, set_thread_policy, unique_stems)
 from msma_engine.errors import MSMAError
+from msma_engine.fileio import atomic_write, exclusive_lock
+from msma_engine.timing import Stopwatch
 
-__all__ = ["main", "build_parser", "add_reconstruct_parser", "run_reconstruct", "coefficients_json", "output_paths",
-           "IMAGE_SUFFIXES"]
+__all__ = ["main", "build_parser", "add_reconstruct_parser", "run_reconstruct", "coefficients_json", "output_paths"]
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-"""File types picked up from a folder (files named explicitly are tried whatever their suffix)."""
-
 _OUTPUT_KINDS = {"glb": ".glb", "albedo": "_albedo.png", "coeffs": "_coeffs.json", "overlay": "_overlay.png"}
-
-
-def _face_choice(text: str):
-    if text in ("largest", "all", "only"):
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--face must be 'largest', 'all', 'only' or a face number, got {text!r}")
-
-
-def _texture_size(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--texture-size must be an integer, got {text!r}")
-    if not 64 <= n <= 4096:
-        raise argparse.ArgumentTypeError(f"--texture-size must be within 64-4096, got {n}")
-    return n
-
-
-def _weights_arg(value: str) -> Path | None:
-    """``--weights`` value: a file, or ``none`` for the path without a network."""
-    return None if value.strip().lower() == "none" else Path(value)
 
 
 def add_reconstruct_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``reconstruct`` sub-command to ``subparsers``."""
     p = subparsers.add_parser("reconstruct", help="reconstruct textured, animatable 3D faces from photos",
                               description="Reconstruct a 3D face from each photo (or each image in a folder).")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="PHOTO|FOLDER", help="image files or folders")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder (created)")
-    p.add_argument("--model", type=Path, metavar="NPZ", help="face-model file (default: the shipped head)")
-    p.add_argument("--weights", type=_weights_arg, metavar="PT|none",
-                   help="network weights; 'none' = no network (the mean face posed from the landmarks, then the "
-                        "fit), the path that uses no weights trained on research-only photo sets (default: none)")
-    p.add_argument("--fit", choices=("fast", "default", "high", "none"), default="default",
-                   help="test-time fitting quality (default: %(default)s)")
-    p.add_argument("--texture-size", type=_texture_size, default=1024, metavar="N",
-                   help="albedo texture side in texels, 64-4096 (default: %(default)s)")
-    p.add_argument("--face", type=_face_choice, default="largest", metavar="largest|all|N",
-                   help="which face: the largest, all, or a number counted left to right from 0")
-    p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_reconstruct_arguments(p, output_help="output folder (created)")
     p.set_defaults(func=run_reconstruct)
     return p
 
@@ -104,36 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _collect(inputs: list[Path]) -> tuple[list[Path], list[str]]:
-    """Image files from files and folders (folders: sorted, image suffixes only) and errors."""
-    files, errors = [], []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                errors.append(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            files.extend(found)
-        else:
-            files.append(item)  # missing or odd files get their error from the image loader
-    return files, errors
-
-
-def _stems(files: list[Path]) -> dict[Path, str]:
-    """Output stem per input; inputs sharing a stem (a.jpg, a.png) get their suffix added."""
-    counts: dict[str, int] = {}
-    for f in files:
-        counts[f.stem] = counts.get(f.stem, 0) + 1
-    return {f: f.stem if counts[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files}
-
-
 def output_paths(out_dir: Path, stem: str, face_index: int | None) -> dict[str, Path]:
     """The four output files of one face (``face_index`` None = no ``_faceN`` suffix)."""
     base = stem if face_index is None else f"{stem}_face{face_index}"
     return {kind: out_dir / f"{base}{suffix}" for kind, suffix in _OUTPUT_KINDS.items()}
 
 
-def _existing(paths: dict[str, Path]) -> Path | None:
-    return next((p for p in paths.values() if p.exists()), None)
+def _complete(paths: dict[str, Path]) -> bool:
+    return all(p.exists() for p in paths.values())
 
 
 def coefficients_json(result, layout, model_name: str) -> dict:
@@ -171,81 +121,111 @@ def coefficients_json(result, layout, model_name: str) -> dict:
     }
 
 
-def _write_face(result, paths: dict[str, Path], rec, photo: np.ndarray) -> None:
+def _png(pixels) -> bytes:
     from PIL import Image
 
-    from msma_engine.export_gltf import write_glb
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encode_outputs(result, rec, photo, name: str) -> dict[str, bytes]:
+    """All four outputs of one face, in memory (nothing is written before all are ready)."""
+    from msma_engine.export_gltf import glb_bytes
     from msma_engine.overlay import render_overlay
 
     model = rec.model
-    write_glb(result, model.exp_basis.detach().cpu().numpy(), paths["glb"])
-    Image.fromarray(result.albedo_texture).save(paths["albedo"])
-    paths["coeffs"].write_text(json.dumps(coefficients_json(result, model.layout, model.name), indent=1))
-    Image.fromarray(render_overlay(photo, result, ctx=rec.ctx)).save(paths["overlay"])
+    return {
+        "glb": glb_bytes(result, model.exp_basis.detach().cpu().numpy(), name),
+        "albedo": _png(result.albedo_texture),
+        "coeffs": json.dumps(coefficients_json(result, model.layout, model.name), indent=1).encode(),
+        "overlay": _png(render_overlay(photo, result, ctx=rec.ctx)),
+    }
+
+
+def _commit_outputs(paths: dict[str, Path], blobs: dict[str, bytes], force: bool) -> list[Path]:
+    """Write each output atomically; without ``force`` existing files are kept. Returns those written."""
+    written = []
+    for kind, path in paths.items():
+        if not force and path.exists():
+            continue  # left complete by an interrupted run of the same photo
+        atomic_write(path, blobs[kind], overwrite=force)
+        written.append(path)
+    return written
+
+
+def _reconstruct_photo(path: Path, stem: str, out_dir: Path, rec, args, fit) -> str:
+    """Reconstruct one photo and write its faces' outputs; returns the status line."""
+    from msma_engine.image_io import load_image
+
+    clock = Stopwatch()
+    face = args.face
+    # The photo's outputs are decided and written under one lock: a second run into the
+    # same folder waits, then finds them complete instead of mixing its files in.
+    with exclusive_lock(out_dir / f".{stem}.lock"):
+        if face != "all" and not args.force:
+            known = output_paths(out_dir, stem, face if isinstance(face, int) else None)
+            if _complete(known):
+                return f"{path}: outputs exist in {out_dir}, skipped (use --force to redo)"
+        loaded = load_image(path)
+        results = rec.reconstruct(loaded, fit=fit, texture_size=args.texture_size, face=face)
+        results = results if isinstance(results, list) else [results]
+        notes = []
+        for res in results:
+            index = args.face if isinstance(face, int) else res.face_index if face == "all" else None
+            paths = output_paths(out_dir, stem, index)
+            if not args.force and _complete(paths):
+                notes.append(f"{paths['glb'].name} exists, skipped")
+                continue
+            name = paths["glb"].stem
+            _commit_outputs(paths, _encode_outputs(res, rec, loaded.pixels, name), args.force)
+        errors = ", ".join(f"{r.metrics.get('landmark_nme_fit', float('nan')):.3f}" for r in results)
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        return f"{path}: {len(results)} face(s), landmark error {errors} IOD, {clock.elapsed:.1f} s{extra}"
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
     """Run ``reconstruct`` for parsed ``args``; returns the exit status."""
     from tqdm import tqdm
 
-    from msma_engine.image_io import load_image
     from msma_engine.pipeline import Reconstructor
 
-    files, errors = _collect(args.inputs)
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+    files, problems = collect_inputs(args.inputs)
+    for item, reason in problems:
+        print_error(item, reason)
     if not files:
-        return 1
-    out_dir: Path = args.output
-    if out_dir.exists() and not out_dir.is_dir():
-        print(f"error: {out_dir}: output exists and is not a folder", file=sys.stderr)
-        return 2
-    out_dir.mkdir(parents=True, exist_ok=True)
+        return ExitCode.FAILED
     try:
+        stems = unique_stems(files)
+        fit = resolve_fit(args.fit)
+        out_dir = prepare_output_dir(args.output)
         rec = Reconstructor(args.model, args.weights, device=args.device)
     except MSMAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    fit = None if args.fit == "none" else args.fit
-    suffixed = args.face == "all" or isinstance(args.face, int)
-    stems = _stems(files)
-    failed = len(errors)
+        print_error(None, exc)
+        return ExitCode.USAGE
+    failed = len(problems)
     bar = tqdm(files, desc="reconstruct", unit="photo", disable=len(files) < 2, file=sys.stderr)
-    for path in bar:
-        try:
-            if not suffixed:
-                # Known names: refuse before spending seconds on the reconstruction.
-                clash = None if args.force else _existing(output_paths(out_dir, stems[path], None))
-                if clash is not None:
-                    raise FileExistsError(f"output {clash} exists (use --force to overwrite)")
-            start = time.perf_counter()
-            loaded = load_image(path)
-            results = rec.reconstruct(loaded, fit=fit, texture_size=args.texture_size, face=args.face)
-            results = results if isinstance(results, list) else [results]
-            for res in results:
-                paths = output_paths(out_dir, stems[path], res.face_index if suffixed else None)
-                clash = None if args.force else _existing(paths)
-                if clash is not None:
-                    raise FileExistsError(f"output {clash} exists (use --force to overwrite)")
-                _write_face(res, paths, rec, loaded.pixels)
-            msg = (f"{path}: {len(results)} face(s), landmark error "
-                   + ", ".join(f"{r.metrics.get('landmark_nme_fit', float('nan')):.3f}" for r in results)
-                   + f" IOD, {time.perf_counter() - start:.1f} s")
-            tqdm.write(msg)
-        except (MSMAError, FileExistsError) as exc:
-            failed += 1
-            # Engine messages often name the file already; say it once, in front.
-            text = str(exc).replace(f"{path}: ", "").replace(f" in {path}", "").replace(f" {path}", "")
-            tqdm.write(f"error: {path}: {text}", file=sys.stderr)
-        except Exception as exc:  # keep going through a folder; -v shows the trace
-            failed += 1
-            logger.debug("unexpected failure on %s", path, exc_info=True)
-            tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-    return 1 if failed else 0
+    try:
+        for path in bar:
+            try:
+                tqdm.write(_reconstruct_photo(path, stems[path], out_dir, rec, args, fit))
+            except (MSMAError, OSError) as exc:
+                failed += 1
+                print_error(path, exc, write=tqdm.write)
+            except Exception as exc:  # keep going through a folder; -v shows the trace
+                failed += 1
+                logger.debug("unexpected failure on %s", path, exc_info=True)
+                print_error(path, f"unexpected {type(exc).__name__}: {exc}", write=tqdm.write)
+    except KeyboardInterrupt:
+        bar.close()
+        print_error(None, "interrupted; files written so far are complete, a re-run completes the rest")
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m msma_engine``."""
+    set_thread_policy()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG

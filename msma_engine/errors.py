@@ -15,6 +15,9 @@ __all__ = [
     "WeightsError",
     "ShapeError",
     "BackendUnavailableError",
+    "ImplausibleFaceError",
+    "UsageError",
+    "CheckpointError",
 ]
 
 
@@ -52,3 +55,15 @@ class ShapeError(MSMAError, ValueError):
 
 class BackendUnavailableError(MSMAError):
     """An optional backend (nvdiffrast, FAN, ArcFace, ...) is not installed or has no weights."""
+
+
+class ImplausibleFaceError(MSMAError):
+    """The landmarks found do not form an upright face (e.g. an upside-down or mirrored photo)."""
+
+
+class UsageError(MSMAError):
+    """Command-line arguments or the output location cannot be used; nothing was processed."""
+
+
+class CheckpointError(MSMAError):
+    """A training checkpoint is missing, truncated, unsafe to load or from another run."""

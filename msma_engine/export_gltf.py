@@ -41,12 +41,13 @@ from PIL import Image
 
 from msma_engine.errors import ShapeError
 from msma_engine.eyes import Eyeballs, eye_look_targets
+from msma_engine.fileio import atomic_write
 from msma_engine.model_file import triangulate_polygons
 from msma_engine.mouth import PART_COLORS, MouthInterior
 from msma_engine.result import FaceResult
 
-__all__ = ["GLBMesh", "mesh_from_result", "eye_meshes", "mouth_meshes", "build_glb", "write_glb", "split_uv_seams",
-           "read_glb"]
+__all__ = ["GLBMesh", "mesh_from_result", "default_node_name", "eye_meshes", "mouth_meshes", "build_glb", "glb_bytes",
+           "write_glb", "split_uv_seams", "read_glb"]
 
 _GLB_MAGIC = 0x46546C67  # "glTF"
 _CHUNK_JSON = 0x4E4F534A  # "JSON"
@@ -117,6 +118,12 @@ def _vertex_normals_np(verts: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return np.where(norm > 1e-20, n / np.maximum(norm, 1e-20), np.array([0.0, 0.0, 1.0]))
 
 
+def default_node_name(result: FaceResult) -> str:
+    """The photo's file stem (``"<stem>_face<N>"`` for a face other than the first), else ``"face"``."""
+    stem = Path(result.image_path).stem if result.image_path else "face"
+    return stem if not result.face_index else f"{stem}_face{result.face_index}"
+
+
 def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str | None = None) -> GLBMesh:
     """Build a :class:`GLBMesh` from a :class:`FaceResult` and the model's expression basis.
 
@@ -124,7 +131,7 @@ def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str
         result: the reconstruction.
         expression_basis: ``(Kexp, V, 3)`` metres per unit expression coefficient
             (``FaceModel.exp_basis``).
-        name: mesh name; defaults to ``"<model>_face"``.
+        name: mesh/node name; defaults to :func:`default_node_name` (after the photo).
     """
     basis = np.asarray(expression_basis, dtype=np.float32)
     nv = result.vertices_neutral.shape[0]
@@ -143,7 +150,7 @@ def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str
         target_names=list(result.expression_names),
         target_weights=np.asarray(result.expression_weights, dtype=np.float32),
         texture=np.asarray(result.albedo_texture),
-        name=name or f"{result.model_name}_face",
+        name=name or default_node_name(result),
         extras={
             "model_name": result.model_name,
             "expression_range": np.asarray(result.expression_range, dtype=float).tolist(),
@@ -371,25 +378,30 @@ def build_glb(mesh: GLBMesh, children: Sequence[GLBMesh] = ()) -> bytes:
     return bytes(out)
 
 
-def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path, name: str | None = None) -> Path:
-    """Write ``result`` as a ``.glb`` file.
+def glb_bytes(result: FaceResult, expression_basis: np.ndarray, name: str | None = None) -> bytes:
+    """The ``.glb`` file content of ``result`` (arguments as :func:`write_glb`)."""
+    face = mesh_from_result(result, expression_basis, name)
+    children = (eye_meshes(result.eyes, face.name, result.expression_names, result.expression_weights)
+                + mouth_meshes(getattr(result, "mouth", None), face.name, result.expression_weights))
+    return build_glb(face, children)
+
+
+def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path, name: str | None = None, *,
+              overwrite: bool = True) -> Path:
+    """Write ``result`` as a ``.glb`` file, atomically (a temporary name, then a rename).
 
     Args:
         result: the reconstruction (neutral shape, UVs, texture, expression weights); its
             eyeballs and mouth interior, if any, become child nodes of the face node.
         expression_basis: ``(Kexp, V, 3)`` the face model's expression basis, metres.
-        path: output file (overwritten; callers decide whether that is allowed).
-        name: mesh/node name.
+        path: output file.
+        name: mesh/node name (default: after the photo, :func:`default_node_name`).
+        overwrite: replace an existing file; False raises FileExistsError instead.
 
     Returns:
         The path written.
     """
-    path = Path(path)
-    face = mesh_from_result(result, expression_basis, name)
-    children = (eye_meshes(result.eyes, face.name, result.expression_names, result.expression_weights)
-                + mouth_meshes(getattr(result, "mouth", None), face.name, result.expression_weights))
-    path.write_bytes(build_glb(face, children))
-    return path
+    return atomic_write(path, glb_bytes(result, expression_basis, name), overwrite=overwrite)
 
 
 def read_glb(data: bytes) -> tuple[dict, bytes]:

@@ -187,6 +187,10 @@ class FaceModelData:
             fail(f"albedo_space must be 'vertex' or 'uv', got {self.albedo_space!r}")
         if self.albedo_basis.shape[1:] != self.albedo_mean.shape:
             fail(f"albedo_basis must be (K, *{self.albedo_mean.shape}), got {self.albedo_basis.shape}")
+        for key in ("triangles", "uv_triangles", "landmark_indices"):
+            dtype = np.asarray(getattr(self, key)).dtype
+            if not np.issubdtype(dtype, np.integer):
+                fail(f"{key} must hold integer indices, got dtype {dtype}")
         f = self.triangles.shape[0] if self.triangles.ndim == 2 else -1
         if self.triangles.ndim != 2 or self.triangles.shape[1] != 3 or f < 1:
             fail(f"triangles must be (F, 3), got {self.triangles.shape}")

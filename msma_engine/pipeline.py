@@ -37,6 +37,7 @@ from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
 from msma_engine.image_io import LoadedImage, load_image, load_image_array
 from msma_engine.mouth import mouth_interior_for
+from msma_engine.plausibility import check_face_plausible
 from msma_engine.render import RenderContext
 from msma_engine.result import FaceResult, PhotoCamera
 
@@ -155,6 +156,7 @@ class Reconstructor:
         t0 = time.perf_counter()
         pixels = loaded.pixels
         lm = landmarks68(pixels, detection, self.landmarker).points
+        check_face_plausible(pixels, detection, lm, self.detector, loaded.name)  # e.g. an upside-down photo
         timings["landmarks"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()

@@ -17,10 +17,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
-import torch
+from msma_engine.cli_common import FIT_CHOICES, ExitCode, print_error, set_thread_policy
+
+set_thread_policy()  # before torch is imported
+
+import torch  # noqa: E402
+
+from msma_engine.timing import Stopwatch  # noqa: E402
 
 logger = logging.getLogger("training")
 
@@ -39,10 +44,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         config.optim.max_steps = args.max_steps
     trainer = Trainer(config, args.out)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     last = trainer.fit(resume=args.resume, progress=not args.no_progress)
     if trainer.is_main:
-        final = trainer.export_weights(Path(args.out) / "final.pt", {"train_seconds_this_session": time.perf_counter() - t0})
+        final = trainer.export_weights(Path(args.out) / "final.pt", {"train_seconds_this_session": clock.elapsed})
         print(f"trained steps {trainer.start_step}→{trainer.step}; last losses {last}; weights {final}")
     trainer.close()
     return 0
@@ -50,10 +55,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from training.config import config_from_dict
-    from training.trainer import Trainer
+    from training.trainer import Trainer, read_checkpoint
 
     ckpt_path = Path(args.run) / "checkpoints" / "last.pt"
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(ckpt_path)
     config = config_from_dict(state["config"])
     config.run.device = "cpu"
     config.loss.perceptual = 0.0  # the embedder is not needed to export
@@ -128,20 +133,16 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_now_predict(args: argparse.Namespace) -> int:
-    from msma_engine.errors import MSMAError
+    from msma_engine.cli_common import resolve_fit
     from msma_engine.pipeline import Reconstructor
     from training.now import predict_now
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        rec = Reconstructor(args.model, args.weights, device=args.device, detector=args.detector,
-                            landmarker=args.landmarker)
-        summary = predict_now(args.now_root, args.split, args.out, rec, fit=None if args.fit == "none" else args.fit,
-                              unit=args.unit, progress=not args.no_progress)
-    except MSMAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    rec = Reconstructor(args.model, args.weights, device=args.device, detector=args.detector,
+                        landmarker=args.landmarker)
+    summary = predict_now(args.now_root, args.split, args.out, rec, fit=resolve_fit(args.fit),
+                          unit=args.unit, progress=not args.no_progress)
     print(f"NoW {args.split}: {summary}; predictions in {args.out}")
     if summary.failures:
         print(f"{len(summary.failures)} image(s) failed, reasons in {Path(args.out) / 'failures.tsv'}", file=sys.stderr)
@@ -150,15 +151,10 @@ def _cmd_now_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_now_eval(args: argparse.Namespace) -> int:
-    from msma_engine.errors import MSMAError
     from training.now import evaluate_now, now_table, write_errors_csv
 
-    try:
-        results = evaluate_now(args.now_root, args.split, args.pred, refine_iters=args.refine_iters,
-                               progress=not args.no_progress)
-    except MSMAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    results = evaluate_now(args.now_root, args.split, args.pred, refine_iters=args.refine_iters,
+                           progress=not args.no_progress)
     csv_path = write_errors_csv(results, args.csv or Path(args.pred) / f"now_{args.split}_errors.csv")
     print(now_table(results))
     print(f"\nper-image errors: {csv_path}")
@@ -227,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="prediction root: <out>/<subject>/<challenge>/<name>.obj|.npy")
     p.add_argument("--weights", default=None, help="network weights (default: start from the mean face)")
     p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
-    p.add_argument("--fit", default="default", choices=["fast", "default", "high", "none"],
-                   help="test-time fitting quality")
+    p.add_argument("--fit", default="default", choices=FIT_CHOICES, help="test-time fitting quality")
     p.add_argument("--unit", default="m", choices=["m", "mm"], help="unit of the written meshes and landmarks")
     p.add_argument("--device", default="cpu")
     p.add_argument("--detector", default="auto")
@@ -250,7 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    from msma_engine.errors import MSMAError
+
+    try:
+        return int(args.func(args))
+    except (MSMAError, OSError, ValueError) as exc:  # ordinary mistakes: one line (-v: the trace too)
+        logger.debug("%s failed", args.command, exc_info=True)
+        print_error(None, exc)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print_error(None, "interrupted (a resumed run continues from the last checkpoint)")
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
+import pickle
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ import numpy as np
 
 from msma_engine.detect import FaceDetection, detect_faces, pick_face
 from msma_engine.errors import MSMAError
+from msma_engine.fileio import atomic_output
 
 __all__ = [
     "CHALLENGES",
@@ -162,24 +163,56 @@ def load_face_box(path: str | Path) -> np.ndarray | None:
     """A NoW face box ``(4,)`` ``x0, y0, x1, y1`` pixels, or None when the file does not exist.
 
     The files are pickled dicts ``{'left', 'top', 'right', 'bottom'}`` written by Python 2
-    (hence ``latin1``); only the data set's own files should be read this way.
+    (hence ``latin1``). They are read by :func:`_load_box_npy`, whose unpickler builds only
+    NumPy arrays, scalars and plain containers: a crafted file cannot run code.
     """
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        data = np.load(path, allow_pickle=True, encoding="latin1")
+        data = _load_box_npy(path)
         box = data.item() if data.dtype == object else data
         if isinstance(box, dict):
             values = [float(box[k]) for k in ("left", "top", "right", "bottom")]
         else:
             values = [float(v) for v in np.asarray(box).reshape(-1)]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
         raise NowDataError(f"{path}: not a NoW face box (a dict with left/top/right/bottom): {exc}") from exc
     out = np.asarray(values, dtype=np.float64)
     if out.shape != (4,) or not np.all(np.isfinite(out)) or out[2] <= out[0] or out[3] <= out[1]:
         raise NowDataError(f"{path}: face box {out.tolist()} is not left < right, top < bottom")
     return out
+
+
+# Everything a pickled NumPy array of plain values needs (module names of NumPy 1.x and 2.x).
+_SAFE_PICKLE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # encode: bytes in protocol-2 pickles
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Builds NumPy arrays, scalars, dicts, lists, numbers and strings; refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _SAFE_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only NumPy arrays and plain values)")
+
+
+def _load_box_npy(path: Path) -> np.ndarray:
+    """``np.load(path, allow_pickle=True, encoding="latin1")`` with :class:`_ArrayUnpickler` for object arrays."""
+    with path.open("rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        shape, fortran, dtype = np.lib.format._read_array_header(fh, version)
+        if not dtype.hasobject:
+            count = int(np.prod(shape))
+            data = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype)
+            if data.size != count:
+                raise ValueError(f"truncated array data: {data.size} of {count} values")
+            return data.reshape(shape, order="F" if fortran else "C")
+        return _ArrayUnpickler(fh, encoding="latin1").load()
 
 
 # --- file formats ---------------------------------------------------------------------------
@@ -238,12 +271,9 @@ def read_obj(path: str | Path, faces: bool = True) -> tuple[np.ndarray, np.ndarr
 
 
 def _atomic_write(path: Path, write) -> None:
-    # Write to a temporary name, then rename: an interrupted run never leaves a half file
-    # that a resumed run would take as done.
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    # An interrupted run never leaves a half file that a resumed run would take as done.
+    with atomic_output(path) as tmp, tmp.open("wb") as fh:
         write(fh)
-    os.replace(tmp, path)
 
 
 def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray) -> None:

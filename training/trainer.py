@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import time
 from pathlib import Path
@@ -38,7 +39,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from msma_engine.errors import BackendUnavailableError
+from msma_engine.errors import BackendUnavailableError, CheckpointError
+from msma_engine.fileio import atomic_output
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.network import build_network, load_weights, save_weights
 from msma_engine.render import RenderContext, render_mesh
@@ -312,9 +314,14 @@ class Trainer:
         return self.out_dir / "checkpoints" / "last.pt"
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write model, optimiser, scheduler, scaler, step and RNG states (atomic)."""
+        """Write model, optimiser, scheduler, scaler, step and RNG states (atomic).
+
+        Only tensors and plain Python values are stored, so :func:`read_checkpoint` can load
+        the file with ``torch.load(weights_only=True)`` (no pickled code runs).
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
         state = {
             "step": self.step,
             "arch": self.net.arch,
@@ -326,32 +333,39 @@ class Trainer:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": np.random.get_state(),
+                "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                          "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
                 "python": random.getstate(),
             },
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            torch.save(state, tmp)
         logger.info("checkpoint at step %d → %s", self.step, path)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> int:
-        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its step."""
+        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its step.
+
+        Raises:
+            CheckpointError: unreadable, unsafe or truncated file, or another architecture.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = read_checkpoint(path, map_location=self.device)
         if state["arch"] != self.net.arch:
-            raise ValueError(f"checkpoint {path} is for {state['arch']!r}, this run trains {self.net.arch!r}")
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+            raise CheckpointError(f"checkpoint {path} is for {state['arch']!r}, this run trains {self.net.arch!r}")
+        try:
+            self.net.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            rng = state["rng"]
+            torch.set_rng_state(rng["torch"].cpu())
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+            np.random.set_state(_numpy_rng_state(rng["numpy"]))
+            random.setstate(_python_rng_state(rng["python"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this run: {exc}") from exc
         self.step = int(state["step"])
         logger.info("resumed from %s at step %d", path, self.step)
         return self.step
@@ -510,3 +524,55 @@ class Trainer:
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
+
+
+_CHECKPOINT_KEYS = ("step", "arch", "model", "optimizer", "scheduler", "scaler", "config", "rng")
+
+
+def _legacy_numpy_globals() -> list:
+    """NumPy's array-rebuilding functions, for checkpoints that stored ``np.random.get_state()`` as is."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # NumPy 2
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a training checkpoint without running pickled code (``weights_only=True``).
+
+    Checkpoints of earlier versions, which stored NumPy's RNG state as an array, are read
+    with only NumPy's array constructor allowed in addition.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a checkpoint, or asks to run
+            code (a crafted file), with the file and the reason in the message.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} is not a checkpoint this program loads safely (it holds objects other "
+                              f"than tensors and plain values): {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # torch raises many types for truncated/foreign files
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
+        found = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a training checkpoint: expected keys {list(_CHECKPOINT_KEYS)}, "
+                              f"found {found}")
+    return state
+
+
+def _numpy_rng_state(saved) -> tuple:
+    if isinstance(saved, dict):
+        return (saved["name"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
+                saved["cached_gaussian"])
+    return tuple(saved)  # legacy: the tuple np.random.get_state() returned
+
+
+def _python_rng_state(saved) -> tuple:
+    version, internal, gauss = saved
+    return int(version), tuple(int(v) for v in internal), gauss

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from msma_engine.errors import WeightsError
+from msma_engine.fileio import atomic_output
 from msma_engine.network.baseline import BaselineNet
 from msma_engine.network.factory import ARCHS, build_network
 from msma_engine.network.heads import N_ANGLES, N_GAMMA, CoeffSizes
@@ -33,6 +34,8 @@ __all__ = ["save_weights", "load_weights", "load_backbone_state_dict", "read_wei
 logger = logging.getLogger(__name__)
 
 _REQUIRED_KEYS = ("arch", "sizes", "state_dict")
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
+"""Accepted ``meta["input_size"]`` (network input side, pixels)."""
 _MAX_LISTED = 10
 
 
@@ -75,9 +78,8 @@ def save_weights(
                        for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # never leave a half-written weights file behind
+    with atomic_output(path) as tmp:  # never leave a half-written weights file behind
+        torch.save(payload, tmp)
     logger.info("saved %s weights (%s) to %s", model.arch, model.sizes, path)
     return path
 
@@ -89,7 +91,9 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
         The dict with ``arch`` (str), ``sizes`` (:class:`CoeffSizes`), ``state_dict`` and ``meta``.
 
     Raises:
-        WeightsError: missing or unreadable file, or not a weights file of this project.
+        WeightsError: missing or unreadable file, not a weights file of this project, an entry
+            of the state dict that is not a tensor or holds NaN/inf, or a ``meta["input_size"]``
+            that is not an integer within 32-1024.
     """
     path = Path(path)
     if not path.is_file():
@@ -114,11 +118,25 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
         raise WeightsError(f"{path} has malformed coefficient sizes {payload['sizes']!r}") from exc
     if not isinstance(payload["state_dict"], Mapping):
         raise WeightsError(f"{path}: 'state_dict' is a {type(payload['state_dict']).__name__}, not a dict of tensors")
+    not_tensors = [k for k, v in payload["state_dict"].items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise WeightsError(f"{path}: state_dict entries that are not tensors: {_listing(not_tensors)}")
+    non_finite = [k for k, v in payload["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if non_finite:
+        raise WeightsError(f"{path}: tensors with NaN or infinite values: {_listing(non_finite)}")
+    meta = payload.get("meta", {})
+    if not isinstance(meta, Mapping):
+        raise WeightsError(f"{path}: 'meta' is a {type(meta).__name__}, not a dict")
+    input_size = meta.get("input_size", 224)
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not (
+            MIN_INPUT_SIZE <= input_size <= MAX_INPUT_SIZE):
+        raise WeightsError(f"{path}: meta input_size must be an integer within {MIN_INPUT_SIZE}-{MAX_INPUT_SIZE} "
+                           f"(the side the network was trained at), got {input_size!r}")
     return {
         "arch": payload["arch"],
         "sizes": sizes,
         "state_dict": payload["state_dict"],
-        "meta": payload.get("meta", {}),
+        "meta": dict(meta),
     }
 
 

@@ -45,7 +45,9 @@ class TestPlanOutputs:
         with pytest.raises(CommandError, match="does not match"):
             plan_outputs([Path("a.jpg")], tmp_path / "x.blend", "glb", False)
         with pytest.raises(CommandError, match="both be written"):
-            plan_outputs([Path("x/a.jpg"), Path("y/a.png")], tmp_path / "out", None, False)
+            plan_outputs([Path("x/a.jpg"), Path("y/a.jpg")], tmp_path / "out", None, False)
+        fmt, plans = plan_outputs([Path("x/a.jpg"), Path("y/a.png")], tmp_path / "out", None, False)
+        assert [p.path.name for p in plans] == ["a_jpg.blend", "a_png.blend"]  # as the engine CLI names them
 
 
 class TestExitCodes:
@@ -56,7 +58,7 @@ class TestExitCodes:
     def test_empty_folder(self, tmp_path, capsys):
         (tmp_path / "empty").mkdir()
         assert commands.main(["reconstruct", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 1
-        assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'empty'}: no images")
+        assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'empty'}: folder holds no images")
 
     def test_existing_output_not_overwritten(self, tmp_path, photo, capsys):
         out = tmp_path / "face.blend"
@@ -80,6 +82,114 @@ class TestExitCodes:
         bad.write_bytes(b"not a zip")
         assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "o"), "--model", str(bad)]) == 2
         assert capsys.readouterr().err.startswith(f"error: {bad}")
+
+
+class _FakeSession:
+    """get_session() stand-in: photos named bad* raise a non-engine error, the others give the sphere face."""
+
+    def __init__(self, result, exp_basis):
+        self.result, self.exp_basis = result, exp_basis
+
+    def reconstruct(self, image_path, **kwargs):
+        if Path(image_path).name.startswith("bad"):
+            raise RuntimeError("input_size mismatch deep inside the network")
+        return [self.result]
+
+
+def _two_photos(tmp_path):
+    from PIL import Image
+
+    paths = [tmp_path / "in" / "bad.png", tmp_path / "in" / "good.png"]
+    paths[0].parent.mkdir()
+    for p in paths:
+        Image.fromarray(np.full((64, 64, 3), 100, np.uint8)).save(p)
+    return paths
+
+
+def test_unexpected_errors_do_not_abort_the_batch(bpy_empty, sphere_face, tmp_path, monkeypatch, capsys):
+    """Issue 14.6: any error other than the engine's aborted the whole batch with a traceback."""
+    from msma_blender import pipeline
+
+    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(*sphere_face))
+    bad, good = _two_photos(tmp_path)
+    out = tmp_path / "out"
+    assert commands.main(["reconstruct", str(bad.parent), "-o", str(out), "--format", "glb"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {bad}: unexpected RuntimeError: input_size mismatch deep inside the network"]
+    assert (out / "good.glb").stat().st_size > 1000 and not (out / "bad.glb").exists()
+
+
+def test_failed_export_keeps_the_old_file(bpy_empty, sphere_face, tmp_path, monkeypatch, capsys):
+    """Issue 14.3: with --force the old file was deleted before exporting, so a failed export lost it."""
+    from msma_blender import pipeline
+
+    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(*sphere_face))
+    _, good = _two_photos(tmp_path)
+    out = tmp_path / "good.glb"
+    out.write_bytes(b"the previous export")
+
+    def failing(operator, label, **kwargs):
+        Path(kwargs["filepath"]).write_bytes(b"half")
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(commands, "_run_operator", failing)
+    assert commands.main(["reconstruct", str(good), "-o", str(out), "--force"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {out}: exporter failed"
+    assert out.read_bytes() == b"the previous export" and sorted(tmp_path.glob(".*")) == []
+
+
+def test_output_location_checked_before_work(tmp_path, photo, monkeypatch, capsys):
+    """Issue 14.6/14.7: `-o dir.glb --force` (a folder) and an uncreatable -o failed after the work."""
+    from msma_blender import pipeline
+
+    def no_session(settings):
+        raise AssertionError("the engine must not be loaded")
+
+    monkeypatch.setattr(pipeline, "get_session", no_session)
+    (tmp_path / "dir.glb").mkdir()
+    assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "dir.glb"), "--force"]) == 2
+    (tmp_path / "file").write_text("x")
+    assert commands.main(["reconstruct", str(photo), "-o", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "is a folder" in err[0] and "cannot be created" in err[1]
+
+
+def test_ctrl_c_inside_an_exporter_is_not_swallowed():
+    """Issue 14.12: Blender turns a KeyboardInterrupt inside an operator into CANCELLED; the batch went on."""
+    import signal
+
+    def swallowing_operator(**kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    with pytest.raises(KeyboardInterrupt):
+        commands._run_operator(swallowing_operator, "test")
+    with pytest.raises(RuntimeError, match="CANCELLED"):
+        commands._run_operator(lambda: {"CANCELLED"}, "test")
+    commands._run_operator(lambda: {"FINISHED"}, "test")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_manual_pip_command_is_shell_quoted(monkeypatch, tmp_path):
+    """Issue 14.14: the printed pip command broke on paths like "Application Support"."""
+    import shlex
+
+    from msma_blender import deps
+
+    target = Path("/Users/me/Library/Application Support/Blender/4.2/extensions/.local/lib/site-packages")
+    monkeypatch.setattr(deps, "site_packages_dir", lambda package, create=False: target)
+    monkeypatch.setattr(deps, "missing_modules", lambda: ["torch"])
+    req = tmp_path / "req s.txt"
+    req.write_text("torch==2.13.0\nscipy==1.17.1\n")
+    monkeypatch.setattr(deps, "requirements_file", lambda package_dir=None: req)
+    message = commands.missing_dependencies_message(ImportError("No module named 'torch'"), "bl_ext.user.msma_face")
+    commands_text = message.split(" or run: ", 1)[1]
+    for cmd in commands_text.split(" && "):
+        argv = shlex.split(cmd)
+        assert argv[argv.index("--target") + 1] == str(target)
 
 
 def test_glb_export_leaves_the_window_on_its_scene(bpy_empty, sphere_face, tmp_path):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from msma_engine.cli import _stems, build_parser, main, output_paths
+from msma_engine.cli import build_parser, main, output_paths
+from msma_engine.cli_common import unique_stems
 from msma_engine.export_gltf import read_glb
 from msma_engine.face_model import DEFAULT_MODEL_PATH
 
@@ -46,7 +47,7 @@ def test_argument_errors(capsys):
 
 
 def test_stems_and_paths(tmp_path):
-    stems = _stems([Path("a/x.jpg"), Path("b/x.png"), Path("c/y.jpg")])
+    stems = unique_stems([Path("a/x.jpg"), Path("b/x.png"), Path("c/y.jpg")])
     assert stems[Path("a/x.jpg")] == "x_jpg" and stems[Path("b/x.png")] == "x_png" and stems[Path("c/y.jpg")] == "y"
     paths = output_paths(tmp_path, "y", 1)
     assert paths["glb"].name == "y_face1.glb" and paths["overlay"].name == "y_face1_overlay.png"
@@ -75,9 +76,9 @@ def test_reconstruct_writes_outputs_and_refuses_overwrite(photo_dir, tmp_path, c
     capsys.readouterr()
 
     before = (out / "astronaut.glb").stat().st_mtime_ns
-    assert main(argv) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "exists" in err[0] and "--force" in err[0]
+    assert main(argv) == 0  # complete outputs: skipped, untouched, not an error
+    captured = capsys.readouterr()
+    assert "skipped" in captured.out and "--force" in captured.out and "error" not in captured.err
     assert (out / "astronaut.glb").stat().st_mtime_ns == before
     assert main(argv + ["--force"]) == 0
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from sphere_model import make_sphere_model
 from msma_engine.errors import ShapeError
-from msma_engine.export_gltf import build_glb, eye_meshes, mesh_from_result, read_glb, split_uv_seams, write_glb
+from msma_engine.export_gltf import (build_glb, default_node_name, eye_meshes, mesh_from_result, read_glb,
+                                     split_uv_seams, write_glb)
 from msma_engine.eyes import Eyeball, Eyeballs, eye_texture, uv_sphere
 from msma_engine.result import FaceResult, PhotoCamera
 
@@ -122,8 +123,11 @@ class TestGLB:
 
     def test_eyes_are_child_meshes(self, tmp_path):
         res, basis = make_result()
+        res.image_path = "/photos/portrait.jpg"
         doc, _ = read_glb(write_glb(res, basis, tmp_path / "plain.glb").read_bytes())
         assert len(doc["meshes"]) == 1 and "children" not in doc["nodes"][0]
+        assert doc["nodes"][0]["name"] == "portrait"
+        res.image_path = None
         res = with_eyes(res)
         doc, binary = read_glb(write_glb(res, basis, tmp_path / "face.glb").read_bytes())
         assert len(doc["meshes"]) == 3 and len(doc["materials"]) == 3
@@ -135,7 +139,8 @@ class TestGLB:
         assert eye_tex[0] == eye_tex[1] != doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"]
         for node_i, eye in ((1, res.eyes.left), (2, res.eyes.right)):
             node = doc["nodes"][node_i]
-            assert node["name"] == f"sphere_face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
+            # Named after the photo (issue 14.17), "face" for an in-memory image; not after the model.
+            assert node["name"] == f"face_eye_{eye.side}" and node["extras"]["eye"] == eye.side
             prim = doc["meshes"][node["mesh"]]["primitives"][0]
             assert "targets" not in prim
             pos = _accessor(doc, binary, prim["attributes"]["POSITION"])
@@ -180,7 +185,7 @@ class TestGLB:
         assert got["names"] == ["Basis", "e0", "e1", "e2"]
         assert got["values"][1:] == pytest.approx([0.2, 0.0, 0.7], abs=1e-6)
         assert got["uv"] == 1 and got["images"] == 2
-        assert got["eyes"] == ["sphere_face_eye_L", "sphere_face_eye_R"]
+        assert got["eyes"] == ["face_eye_L", "face_eye_R"]
 
 
 def _default_head_result():
@@ -276,7 +281,7 @@ class TestDefaultHeadParts:
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
         assert line is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
         got = json.loads(line[len("RESULT "):])
-        face = f"{res.model_name}_face"
+        face = default_node_name(res)
         assert got[face]["keys"] == ["Basis", *res.expression_names]
         for part in ("eye_L", "eye_R", "upper_teeth", "lower_teeth", "tongue"):
             assert got[f"{face}_{part}"]["parent"] == face

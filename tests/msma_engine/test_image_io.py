@@ -209,3 +209,29 @@ def test_to_cv2_affine_identity_and_scale():
     np.testing.assert_allclose(to_cv2_affine(np.eye(2, 3)), np.eye(2, 3))
     # Doubling about the corner: pixel centre 0.5 -> 1.0, i.e. OpenCV index 0 -> 0.5.
     np.testing.assert_allclose(to_cv2_affine(np.array([[2.0, 0, 0], [0, 2.0, 0]]))[:, 2], [0.5, 0.5])
+
+
+def test_alpha_compositing_memory_is_bounded(tmp_path):
+    """Issue 14.5: a 14000² RGBA PNG peaked at 8 GB (full-size float32 copies while compositing).
+
+    NumPy reports its allocations to tracemalloc; the peak while loading a 2000² RGBA PNG must
+    stay near the one uint8 result (12 MB), not several float32 images (the old code: ~150 MB).
+    """
+    import tracemalloc
+
+    side = 2000
+    row = np.random.default_rng(0).integers(0, 256, (side, 4), dtype=np.uint8)
+    rgba = np.broadcast_to(row, (side, side, 4)).copy()  # rows repeat: a small PNG, fast to write
+    rgba[:100, :100, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "big.png", compress_level=1)
+    del rgba
+    a = row[:, 3:] / 255.0
+    expected_row = np.round(row[:, :3] * a + 255.0 * (1 - a)).astype(np.uint8)
+    tracemalloc.start()
+    try:
+        pixels = load_image(tmp_path / "big.png").pixels
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.all(pixels[:100, :100] == 255) and np.array_equal(pixels[100:], np.broadcast_to(expected_row, (side - 100, side, 3)))
+    assert peak < 3 * pixels.nbytes, f"peak {peak / 1e6:.0f} MB for a {pixels.nbytes / 1e6:.0f} MB image"

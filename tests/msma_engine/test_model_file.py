@@ -139,3 +139,15 @@ def test_inconsistent_optional_keys_are_named():
     data.interior_part_names = None
     with pytest.raises(ModelFileError, match="interior_part_names"):
         data.validate()
+
+
+def test_float_triangles_are_a_model_file_error(tmp_path):
+    """Issue 14.10: float triangles passed validation and crashed later with an IndexError."""
+    data = make_sphere_model()
+    path = save_face_model_data(data, tmp_path / "m.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["triangles"] = arrays["triangles"].astype(np.float32)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="triangles must hold integer indices, got dtype float32"):
+        load_face_model_data(path)

@@ -226,3 +226,34 @@ class TestDeep3DImport:
         sd["net_recon.final_layers.4.weight"] = torch.zeros(9, 2048, 1, 1)
         with pytest.raises(WeightsError, match=r"rows \[80, 64, 80, 3, 9, 2, 1\]"):
             baseline_from_deep3d(sd)
+
+
+class TestContentValidation:
+    """Issue 14.8: NaN tensors and absurd input sizes were accepted and failed later, per photo."""
+
+    def test_nan_tensors_named(self, tmp_path, saved):
+        payload = torch.load(saved, weights_only=True)
+        payload["state_dict"]["heads.heads.id.fc.weight"][0, 0] = float("nan")
+        torch.save(payload, tmp_path / "nan.pt")
+        with pytest.raises(WeightsError, match="NaN or infinite values: heads.heads.id.fc.weight"):
+            load_weights(tmp_path / "nan.pt")
+
+    @pytest.mark.parametrize("size", [0, 100000, "abc", 224.5, True])
+    def test_bad_input_size(self, tmp_path, saved, size):
+        payload = torch.load(saved, weights_only=True)
+        payload["meta"]["input_size"] = size
+        torch.save(payload, tmp_path / "size.pt")
+        with pytest.raises(WeightsError, match=f"input_size must be an integer within 32-1024.*got {size!r}"):
+            load_weights(tmp_path / "size.pt")
+
+    def test_interrupted_save_keeps_the_old_file(self, tmp_path, saved, light_net, monkeypatch):
+        before = saved.read_bytes()
+
+        def dies(obj, f, *a, **k):
+            open(f, "wb").write(b"partial")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(torch, "save", dies)
+        with pytest.raises(KeyboardInterrupt):
+            save_weights(saved, light_net, overwrite=True)
+        assert saved.read_bytes() == before and sorted(p.name for p in saved.parent.iterdir()) == ["w.pt"]
