@@ -32,8 +32,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from msma_engine.align import CropTransform
+from msma_engine.blending import multiband_blend, pyramid_levels, push_pull
+from msma_engine.delight import SpecularSettings, remove_specular
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import FaceModel
+from msma_engine.photo_mask import EXCLUDED, SKIN, PhotoMask, skin_sampling_mask
 from msma_engine.render import RenderContext, rasterize_uv, render_mesh
 from msma_engine.shading import sh_irradiance
 
@@ -56,10 +59,14 @@ class BakeSettings:
         feather: texels over which weights ramp up from a visibility edge, at 1024²
             (scaled with the texture size).
         min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
+        relative_irradiance: a second floor, as a fraction of the face's median irradiance.
         match_radius: Gaussian sigma, texels at 1024², of the local colour match of the
             model-albedo fill to the photo skin.
         match_falloff: texels at 1024² over which the local match fades (1/e) away from
             the photo skin.
+        coarsest_band: side, in texels, of the coarsest level of the multi-band blend of the
+            photo region into the fill (the widest transition).
+        specular: thresholds of the highlight removal (:mod:`msma_engine.delight`).
     """
 
     facing_min: float = 0.15
@@ -67,8 +74,11 @@ class BakeSettings:
     depth_tolerance: float = 0.004
     feather: float = 12.0
     min_irradiance: float = 0.15
+    relative_irradiance: float = 0.6
     match_radius: float = 16.0
     match_falloff: float = 64.0
+    coarsest_band: int = 16
+    specular: SpecularSettings = field(default_factory=SpecularSettings)
 
 
 @dataclass
@@ -79,6 +89,8 @@ class BakeOutput:
         texture: ``(S, S, 3)`` uint8 albedo, row 0 at the top.
         coverage: fraction of the UV-covered texels taken from the photo directly.
         mirrored: fraction filled from the mirrored side.
+        photo_mask: the photo's sampling mask (:mod:`msma_engine.photo_mask`).
+        specular: fraction of the photo texels whose highlight was subtracted or filled.
         seam: colour step where the photo-derived skin meets the model-albedo fill, 8-bit
             units (mean over the boundary of the local median colour difference between fill
             texels next to the photo region and their nearest pure-photo skin texels; NaN when
@@ -89,6 +101,8 @@ class BakeOutput:
     texture: np.ndarray
     coverage: float
     mirrored: float
+    photo_mask: PhotoMask | None = None
+    specular: float = 0.0
     seam: float = float("nan")
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -228,7 +242,8 @@ class TextureBaker:
         return torch.einsum("nkc,nk->nc", attr[tv], lay.bary)
 
     @torch.no_grad()
-    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024) -> BakeOutput:
+    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024,
+             dense_landmarks: np.ndarray | None = None) -> BakeOutput:
         """Bake the albedo texture of the face ``coeffs`` describes in ``photo``.
 
         Args:
@@ -236,6 +251,8 @@ class TextureBaker:
             photo: ``(H, W, 3)`` uint8 RGB at full resolution.
             crop: the photo → crop transform the coefficients were fitted on.
             size: texture side, 64-4096 (512-2048 is the useful range).
+            dense_landmarks: ``(478, 2)`` MediaPipe Face Mesh points in photo pixels, or None:
+                the sampling mask then comes from the fitted mesh's 68 landmarks, projected.
 
         Returns:
             :class:`BakeOutput`.
@@ -263,17 +280,24 @@ class TextureBaker:
                                 colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
         timings["bake_depth"] = time.perf_counter() - t1
 
+        t_mask = time.perf_counter()
+        landmarks = (crop.inverse(out.landmarks_2d[0].cpu().double().numpy()) if dense_landmarks is None
+                     else np.asarray(dense_landmarks, np.float64)[:, :2])
+        mask = skin_sampling_mask(img, landmarks)
+        timings["bake_mask"] = time.perf_counter() - t_mask
+
         t2 = time.perf_counter()
         photo_f = img.astype(np.float32) / 255.0
 
         # Outside the face region (scalp, neck, ears) the photo shows hair, background or
-        # clothes as often as skin: those texels come from the model albedo, so only the
-        # face texels are sampled at all.
+        # clothes as often as skin: those texels come from the fill, so only the face texels
+        # are sampled at all; inside it the photo mask keeps skin, brows and lips only.
         sel = torch.nonzero(lay.face > 0.5)[:, 0]
         bary = lay.bary[sel]
 
-        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-            """Photo albedo ``(n, 3)`` and weight ``(n,)`` at the selected texels' surface points."""
+        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, ...]:
+            """At the selected texels: photo albedo ``(n, 3)``; geometric weight (facing, visible),
+            photo-mask weight, label and clipped flag ``(n,)``."""
             p = torch.einsum("nkc,nk->nc", verts[tri_vertices], bary)
             n = torch.einsum("nkc,nk->nc", normals[tri_vertices], bary)
             n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -288,24 +312,44 @@ class TextureBaker:
             xy = crop.inverse(q / k)  # photo pixels
             colour = _sample_points(photo_f, xy, cv2.INTER_LINEAR, -1.0)
             inside = colour.min(-1) >= 0.0
-            irr = sh_irradiance(n[None], gamma)[0].clamp_min(st.min_irradiance).cpu().numpy()
+            mask_w, label = mask.sample(xy)
+            irr = sh_irradiance(n[None], gamma)[0].cpu().numpy()
             weight = w.cpu().numpy() * visible * inside
-            return np.clip(colour, 0.0, None) / irr, weight
+            # Floor the irradiance (its mean over channels, colour kept) at min_irradiance and
+            # at relative_irradiance × the face's median: where the fitted SH darkens a surface
+            # the photo shows lit (deep lids, nostril rims) dividing it out blows up.
+            lum = np.maximum(irr.mean(-1), 1e-6)
+            front = weight > 0.5
+            floor = max(st.min_irradiance, st.relative_irradiance * float(np.median(lum[front])) if front.any() else 0.0)
+            irr = irr * np.maximum(1.0, floor / lum)[:, None]
+            return np.clip(colour, 0.0, None) / irr, weight, mask_w, label, colour.max(-1) >= 250.0 / 255.0
 
         n_tex = lay.index.shape[0]
         sel_np = sel.cpu().numpy()
         direct, w_direct = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
         mirrored, w_mirror = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        keep_direct, keep_mirror = np.zeros(n_tex, np.float32), np.zeros(n_tex, np.float32)
+        label = np.full(n_tex, EXCLUDED, np.uint8)
         tri_v = m.triangles[lay.tri[sel]]
-        direct[sel_np], w_direct[sel_np] = sample(tri_v)
-        mirrored[sel_np], w_mirror[sel_np] = sample(self.mirror[tri_v])
+        d_alb, w_direct[sel_np], d_mask, label[sel_np], d_clip = sample(tri_v)
+        direct[sel_np], d_keep, s_direct = remove_specular(d_alb, w_direct[sel_np] * d_mask, label[sel_np], d_clip,
+                                                           st.specular)
+        keep_direct[sel_np] = d_mask * d_keep
+        m_alb, w_mirror[sel_np], m_mask, m_lab, m_clip = sample(self.mirror[tri_v])
+        mirrored[sel_np], m_keep, _ = remove_specular(m_alb, w_mirror[sel_np] * m_mask, m_lab, m_clip, st.specular)
+        keep_mirror[sel_np] = m_mask * m_keep
+        seen = w_direct[sel_np] * d_mask > 0.05
+        specular = float(((s_direct > 0) | (d_keep < 0.5))[seen].sum() / max(seen.sum(), 1))
         timings["bake_sample"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        w_direct = self._feather(lay, w_direct, size)
-        w_mirror = self._feather(lay, w_mirror, size)
+        # Visibility edges are feathered; the photo mask's holes (soft already) are left to
+        # the multi-band blend, so pores and stray hairs do not eat a feather ramp each.
+        w_direct = self._feather(lay, w_direct, size) * keep_direct
+        w_mirror = self._feather(lay, w_mirror, size) * keep_mirror
         prior = self._model_albedo(lay, out, coeffs, size)
-        skin = lay.skin.cpu().numpy() > 0.5
+        model_skin = lay.skin.cpu().numpy() > 0.5
+        skin = model_skin & (label == SKIN)
         stats = _skin_statistics_texels(direct, w_direct, skin)
         if stats.sum() >= 20:
             # The local match also takes the feather ramp's texels: they are the photo colour
@@ -315,23 +359,37 @@ class TextureBaker:
         else:
             logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
         fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
-        albedo = w_direct[:, None] * direct + (1.0 - w_direct[:, None]) * fill
-        albedo = np.clip(albedo, 0.0, 1.0)
 
+        # Multi-band blend of the photo (extended into its holes) into the fill.
+        idx = lay.index.cpu().numpy()
+        covered = lay.covered.cpu().numpy()
+        photo_tex = np.zeros((size * size, 3), np.float32)
+        photo_tex[idx] = direct
+        weight_tex = np.zeros(size * size, np.float32)
+        weight_tex[idx] = w_direct
+        fill_tex = np.zeros((size * size, 3), np.float32)
+        fill_tex[idx] = fill
+        fill_tex = _fill_from_nearest(fill_tex.reshape(size, size, 3), covered)
+        photo_ext = push_pull(photo_tex.reshape(size, size, 3), weight_tex.reshape(size, size))
+        tex = multiband_blend(photo_ext, fill_tex, weight_tex.reshape(size, size),
+                              pyramid_levels(size, st.coarsest_band))
+        tex = np.clip(tex, 0.0, 1.0).reshape(-1, 3)
+        albedo = tex[idx]
         tex = np.zeros((size * size, 3), np.float32)
-        tex[lay.index.cpu().numpy()] = albedo
-        tex = _fill_from_nearest(tex.reshape(size, size, 3), lay.covered.cpu().numpy())
+        tex[idx] = albedo
+        tex = _fill_from_nearest(tex.reshape(size, size, 3), covered)
         texture = (tex * 255.0 + 0.5).astype(np.uint8)
         timings["bake_fill"] = time.perf_counter() - t3
         timings["bake"] = time.perf_counter() - t0
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
                           mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
+                          photo_mask=mask, specular=specular,
                           seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror),
                                           _skin_statistics_texels(direct, w_direct, skin),
                                           # The skin mask covers the face region only; scalp, neck and
                                           # ears are filled skin too.
-                                          skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+                                          model_skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
 
     def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
                       local_stats: np.ndarray, size: int) -> np.ndarray:
