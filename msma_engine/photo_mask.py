@@ -242,10 +242,10 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         below = skin_model.log_lum - _log_lum(win)
         w_dark = np.clip((dark_max - below) / (dark_max - dark_ok), 0.0, 1.0)
         weight = (w_chroma * w_dark).astype(np.float32)
-        # Open away isolated skin-coloured specks in hair and background, then soften.
+        # Erode: drops isolated skin-coloured specks in hair and background, and the
+        # blended pixels along hair strands and frames that are neither skin nor occluder.
         k = max(1, int(round(0.02 * iod)))
-        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-        weight = cv2.morphologyEx(weight, cv2.MORPH_OPEN, se)
+        weight = cv2.erode(weight, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
 
     label = np.full(shape, SKIN, np.uint8)
     if dense is not None:
