@@ -66,6 +66,8 @@ class BakeSettings:
             the photo skin.
         coarsest_band: side, in texels, of the coarsest level of the multi-band blend of the
             photo region into the fill (the widest transition).
+        photo_mask: sample only skin, brows and lips (:mod:`msma_engine.photo_mask`; needs a
+            model with the iBUG 68 landmark layout); False = every visible face-region texel.
         specular: thresholds of the highlight removal (:mod:`msma_engine.delight`).
     """
 
@@ -78,6 +80,7 @@ class BakeSettings:
     match_radius: float = 16.0
     match_falloff: float = 64.0
     coarsest_band: int = 16
+    photo_mask: bool = True
     specular: SpecularSettings = field(default_factory=SpecularSettings)
 
 
@@ -281,9 +284,11 @@ class TextureBaker:
         timings["bake_depth"] = time.perf_counter() - t1
 
         t_mask = time.perf_counter()
-        landmarks = (crop.inverse(out.landmarks_2d[0].cpu().double().numpy()) if dense_landmarks is None
-                     else np.asarray(dense_landmarks, np.float64)[:, :2])
-        mask = skin_sampling_mask(img, landmarks)
+        mask = None
+        if st.photo_mask:
+            landmarks = (crop.inverse(out.landmarks_2d[0].cpu().double().numpy()) if dense_landmarks is None
+                         else np.asarray(dense_landmarks, np.float64)[:, :2])
+            mask = skin_sampling_mask(img, landmarks)
         timings["bake_mask"] = time.perf_counter() - t_mask
 
         t2 = time.perf_counter()
@@ -312,7 +317,10 @@ class TextureBaker:
             xy = crop.inverse(q / k)  # photo pixels
             colour = _sample_points(photo_f, xy, cv2.INTER_LINEAR, -1.0)
             inside = colour.min(-1) >= 0.0
-            mask_w, label = mask.sample(xy)
+            if mask is None:
+                mask_w, label = np.ones(len(xy), np.float32), np.full(len(xy), SKIN, np.uint8)
+            else:
+                mask_w, label = mask.sample(xy)
             irr = sh_irradiance(n[None], gamma)[0].cpu().numpy()
             weight = w.cpu().numpy() * visible * inside
             # Floor the irradiance (its mean over channels, colour kept) at min_irradiance and

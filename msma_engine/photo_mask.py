@@ -31,7 +31,7 @@ import numpy as np
 from msma_engine.errors import ShapeError
 
 __all__ = ["SKIN", "BROW", "LIPS", "EXCLUDED", "PhotoMask", "SkinColourModel", "fit_skin_colour",
-           "skin_sampling_mask", "landmarks68_of"]
+           "skin_sampling_mask", "landmarks68_of", "eye_contours"]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,15 @@ def landmarks68_of(points: np.ndarray) -> np.ndarray:
     return mesh_to_ibug68(pts)
 
 
+def eye_contours(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eyelid-margin polygons ``((K, 2), (K, 2))`` (subject's right eye first) from 68 or 478 points."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    if pts.shape[0] >= 468:
+        return pts[list(_MP_EYES[0])], pts[list(_MP_EYES[1])]
+    lm = landmarks68_of(pts)
+    return lm[36:42], lm[42:48]
+
+
 def fit_skin_colour(pixels: np.ndarray, min_pixels: int = 30, chroma_floor: float = 0.02,
                     lum_floor: float = 0.08) -> SkinColourModel | None:
     """Robust chroma Gaussian and luminance statistics of ``pixels`` ``(N, 3)`` (0-255).
@@ -194,8 +203,8 @@ def cheek_discs(lm68: np.ndarray) -> list[tuple[np.ndarray, float]]:
 
 
 def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: SkinColourModel | None = None,
-                       chroma_ok: float = 3.0, chroma_max: float = 5.0, dark_ok: float = 0.8,
-                       dark_max: float = 1.3) -> PhotoMask:
+                       chroma_ok: float = 2.5, chroma_max: float = 4.5, dark_ok: float = 0.6,
+                       dark_max: float = 1.0) -> PhotoMask:
     """The soft per-pixel sampling weight of one face (see the module docstring).
 
     Args:
@@ -267,8 +276,6 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         _poly(lips, dense[list(_MP_LIPS_OUTER)], origin, 1)
         inner = np.zeros(shape, np.uint8)
         _poly(inner, dense[list(_MP_LIPS_INNER)], origin, 1)
-        for e in _MP_EYES:
-            _poly(holes, dense[list(e)], origin, 1)
     else:
         for b in (slice(17, 22), slice(22, 27)):
             seg = lm[b]
@@ -278,8 +285,8 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         _poly(lips, lm[48:60], origin, 1)
         inner = np.zeros(shape, np.uint8)
         _poly(inner, lm[60:68], origin, 1)
-        for e in (slice(36, 42), slice(42, 48)):
-            _poly(holes, lm[e], origin, 1)
+    for contour in eye_contours(pts):
+        _poly(holes, contour, origin, 1)
     # Past the lashes and the lid margin; the inner mouth past the lip line (teeth edges).
     holes = _dilate(holes, 0.06 * iod)
     holes |= _dilate(inner, 0.03 * iod)
