@@ -68,6 +68,9 @@ class BakeSettings:
             photo region into the fill (the widest transition).
         photo_mask: sample only skin, brows and lips (:mod:`msma_engine.photo_mask`; needs a
             model with the iBUG 68 landmark layout); False = every visible face-region texel.
+        full_detail_size, max_density: a texture larger than ``full_detail_size`` is sampled
+            at half size (repeatedly, not below ``full_detail_size``) and scaled up while the face
+            would get more than ``max_density`` texels per photo pixel (no detail to gain).
         specular: thresholds of the highlight removal (:mod:`msma_engine.delight`).
     """
 
@@ -81,6 +84,8 @@ class BakeSettings:
     match_falloff: float = 64.0
     coarsest_band: int = 16
     photo_mask: bool = True
+    full_detail_size: int = 1024
+    max_density: float = 2.0
     specular: SpecularSettings = field(default_factory=SpecularSettings)
 
 
@@ -225,6 +230,7 @@ class TextureBaker:
         self.ctx = ctx or RenderContext("torch")
         self.mirror = torch.as_tensor(mirror_vertex_map(model.mean_shape.cpu().numpy()), device=model.mean_shape.device)
         self._layouts: dict[int, _UVLayout] = {}
+        self._face_crop_area: float | None = None
 
     def _layout(self, size: int) -> _UVLayout:
         if size not in self._layouts:
@@ -267,6 +273,16 @@ class TextureBaker:
             raise ShapeError(f"photo must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
         st, m = self.settings, self.model
         size = int(size)
+        sampled = self._sampling_size(size, crop)
+        if sampled < size:
+            # The photo has no detail for this many texels: bake at a size it supports and
+            # scale up (the cost of a 2048² texture from a small face is that of 1024²).
+            res = self.bake(coeffs, photo, crop, sampled, dense_landmarks)
+            t = time.perf_counter()
+            res.texture = cv2.resize(res.texture, (size, size), interpolation=cv2.INTER_CUBIC)
+            res.timings["bake_upscale"] = time.perf_counter() - t
+            res.timings["bake"] += res.timings["bake_upscale"]
+            return res
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         lay = self._layout(size)
@@ -398,6 +414,29 @@ class TextureBaker:
                                           # The skin mask covers the face region only; scalp, neck and
                                           # ears are filled skin too.
                                           model_skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+
+    def _sampling_size(self, size: int, crop: CropTransform) -> int:
+        """Texture side to sample the photo at: ``size`` halved (not below
+        :attr:`BakeSettings.full_detail_size`) while the face region would get more than
+        ``max_density`` texels per photo pixel (linear)."""
+        st = self.settings
+        if size <= st.full_detail_size:
+            return size
+        if self._face_crop_area is None:
+            with torch.no_grad():
+                m = self.model
+                verts = m(m.layout.zeros(1, device=m.mean_shape.device)).vertices
+                q = m.camera.project(verts)[0].cpu().double().numpy()
+            tri = m.triangles.cpu().numpy()[m.face_region.cpu().numpy()[m.triangles.cpu().numpy()].all(1)]
+            a, b, c = q[tri[:, 0]], q[tri[:, 1]], q[tri[:, 2]]
+            area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+            self._face_crop_area = float(area.sum())  # crop pixels² of the mean face, frontal
+        face_texels_1024 = float((self._layout(st.full_detail_size).face > 0.5).sum()) * (1024 / st.full_detail_size) ** 2
+        photo_px = self._face_crop_area / crop.scale ** 2
+        sampled = size
+        while sampled > st.full_detail_size and np.sqrt(face_texels_1024 * (sampled / 1024) ** 2 / photo_px) > st.max_density:
+            sampled //= 2
+        return max(sampled, st.full_detail_size)
 
     def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
                       local_stats: np.ndarray, size: int) -> np.ndarray:

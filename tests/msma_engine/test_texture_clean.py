@@ -141,3 +141,16 @@ def test_astronaut_forehead_matches_cheeks(model):
     de = bench_texture.forehead_cheek_delta_e(face.albedo_texture, regions)
     assert de <= 12.0, de
     assert face.metrics["texture_coverage"] > 0.08
+
+
+def test_large_texture_sampled_at_the_photo_resolution(model):
+    """2048² from a small face is baked at 1024² and scaled up; a big face gets full 2048²."""
+    from msma_engine.align import CropTransform
+    from msma_engine.baking import TextureBaker
+
+    baker = TextureBaker(model)
+    small = CropTransform(matrix=np.array([[1.6, 0.0, 0.0], [0.0, 1.6, 0.0]]))  # face ~140 px wide
+    big = CropTransform(matrix=np.array([[0.2, 0.0, 0.0], [0.0, 0.2, 0.0]]))  # face ~1100 px wide
+    assert baker._sampling_size(2048, small) == 1024
+    assert baker._sampling_size(2048, big) == 2048
+    assert baker._sampling_size(512, small) == 512
