@@ -58,6 +58,7 @@ class SkinColourModel:
         log_lum: median ``log`` of the mean of R, G, B (0-255 scale).
         lum_sigma: robust standard deviation of ``log_lum`` (1.4826 MAD, floored).
         n: pixels the model was fitted on.
+        saturation: median saturation ``1 − min/max`` of those pixels.
     """
 
     mean: np.ndarray
@@ -65,6 +66,7 @@ class SkinColourModel:
     log_lum: float
     lum_sigma: float
     n: int
+    saturation: float = 0.3
 
     def distance(self, rgb: np.ndarray) -> np.ndarray:
         """Mahalanobis distance ``(...)`` of the chroma of ``rgb`` ``(..., 3)`` (0-255 values)."""
@@ -113,6 +115,11 @@ class PhotoMask:
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb, np.float32) + 1.0
     return np.stack([np.log(rgb[..., 0] / rgb[..., 1]), np.log(rgb[..., 2] / rgb[..., 1])], axis=-1)
+
+
+def _saturation(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb, np.float32)
+    return 1.0 - rgb.min(-1) / np.maximum(rgb.max(-1), 1.0)
 
 
 def _log_lum(rgb: np.ndarray) -> np.ndarray:
@@ -171,7 +178,7 @@ def fit_skin_colour(pixels: np.ndarray, min_pixels: int = 30, chroma_floor: floa
     med = float(np.median(lum))
     sigma = float(max(1.4826 * np.median(np.abs(lum - med)), lum_floor))
     return SkinColourModel(mean=mean.astype(np.float64), cov=cov.astype(np.float64), log_lum=med, lum_sigma=sigma,
-                           n=int(keep.sum()))
+                           n=int(keep.sum()), saturation=float(np.median(_saturation(px[keep]))))
 
 
 def _poly(mask: np.ndarray, pts: np.ndarray, origin: np.ndarray, value: int) -> None:
@@ -183,9 +190,13 @@ def _disc(mask: np.ndarray, centre: np.ndarray, radius: float, origin: np.ndarra
     cv2.circle(mask, (int(c[0]), int(c[1])), int(round(radius * 4)), value, -1, lineType=cv2.LINE_8, shift=2)
 
 
-def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+def _disc_kernel(radius: float) -> np.ndarray:
     r = max(1, int(round(radius)))
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    return cv2.dilate(mask, _disc_kernel(radius))
 
 
 def cheek_discs(lm68: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -251,10 +262,11 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         below = skin_model.log_lum - _log_lum(win)
         w_dark = np.clip((dark_max - below) / (dark_max - dark_ok), 0.0, 1.0)
         weight = (w_chroma * w_dark).astype(np.float32)
-        # Erode: drops isolated skin-coloured specks in hair and background, and the
-        # blended pixels along hair strands and frames that are neither skin nor occluder.
-        k = max(1, int(round(0.02 * iod)))
-        weight = cv2.erode(weight, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        # Close (pores, freckles and stubble dots smaller than ~3 % of the inter-ocular
+        # distance stay skin), then erode (drops skin-coloured specks in hair and the blended
+        # pixels along hair strands and frames that are neither skin nor occluder).
+        weight = cv2.morphologyEx(weight, cv2.MORPH_CLOSE, _disc_kernel(0.015 * iod))
+        weight = cv2.erode(weight, _disc_kernel(0.012 * iod))
 
     label = np.full(shape, SKIN, np.uint8)
     if dense is not None:
@@ -303,7 +315,10 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         below = skin_model.log_lum - _log_lum(win)
         # Lips keep their not-too-dark part (a dark open-mouth gap the contour missed); brows
         # their not-brighter-than-skin part (glare or a skin gap next to the brow band).
-        weight = np.where(label == LIPS, np.clip((1.2 - below) / 0.4, 0.0, 1.0), weight)
+        lip_w = np.clip((1.2 - below) / 0.4, 0.0, 1.0)
+        # ... and their coloured part: teeth the inner contour missed are bright and grey.
+        lip_w *= np.clip((_saturation(win) - 0.5 * skin_model.saturation) / (0.25 * skin_model.saturation), 0.0, 1.0)
+        weight = np.where(label == LIPS, lip_w, weight)
         weight = np.where(label == BROW, np.clip((below + 0.3) / 0.2, 0.0, 1.0), weight)
     weight = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(0.5, 0.01 * iod))
     weight[label == EXCLUDED] = 0.0
