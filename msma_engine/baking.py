@@ -60,6 +60,8 @@ class BakeSettings:
             (scaled with the texture size).
         min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
         relative_irradiance: a second floor, as a fraction of the face's median irradiance.
+        irradiance_tint: largest relative deviation of a texel's irradiance colour from the
+            face's median irradiance colour (per channel).
         match_radius: Gaussian sigma, texels at 1024², of the local colour match of the
             model-albedo fill to the photo skin.
         match_falloff: texels at 1024² over which the local match fades (1/e) away from
@@ -80,6 +82,7 @@ class BakeSettings:
     feather: float = 12.0
     min_irradiance: float = 0.15
     relative_irradiance: float = 0.6
+    irradiance_tint: float = 0.05
     match_radius: float = 16.0
     match_falloff: float = 64.0
     coarsest_band: int = 16
@@ -346,6 +349,14 @@ class TextureBaker:
             front = weight > 0.5
             floor = max(st.min_irradiance, st.relative_irradiance * float(np.median(lum[front])) if front.any() else 0.0)
             irr = irr * np.maximum(1.0, floor / lum)[:, None]
+            # Keep the irradiance's colour within ±irradiance_tint of the face's median colour:
+            # a coloured SH band fitted on a few pixels tints deep lids and brow ridges (the old
+            # bake's "yellow glare" on the lids was this, not glare in the photo).
+            tint = irr / np.maximum(irr.mean(-1, keepdims=True), 1e-6)
+            if front.any():
+                med = np.median(tint[front], axis=0)
+                tint = med * np.clip(tint / med, 1.0 - st.irradiance_tint, 1.0 + st.irradiance_tint)
+                irr = tint * irr.mean(-1, keepdims=True)
             return np.clip(colour, 0.0, None) / irr, weight, mask_w, label, colour.max(-1) >= 250.0 / 255.0
 
         n_tex = lay.index.shape[0]
