@@ -339,7 +339,9 @@ class TextureBaker:
             if mask is None:
                 mask_w, label = np.ones(len(xy), np.float32), np.full(len(xy), SKIN, np.uint8)
             else:
-                mask_w, label = mask.sample(xy)
+                at = xy - np.asarray(mask.origin, np.float64)
+                mask_w = _sample_points(mask.weight, at, cv2.INTER_LINEAR, 0.0)
+                label = _sample_points(mask.label, at, cv2.INTER_NEAREST, EXCLUDED)
             irr = sh_irradiance(n[None], gamma)[0].cpu().numpy()
             weight = w.cpu().numpy() * visible * inside
             # Floor the irradiance (its mean over channels, colour kept) at min_irradiance and

@@ -91,26 +91,6 @@ class PhotoMask:
     origin: tuple[int, int]
     skin_model: SkinColourModel | None
 
-    def sample(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weight (bilinear) and label (nearest) at photo ``points`` ``(N, 2)``; 0 outside the window."""
-        p = np.asarray(points, np.float32) - np.float32(self.origin) - 0.5
-        n = p.shape[0]
-        rows = -(-n // 1024)
-        pad = np.full((rows * 1024, 2), -10.0, np.float32)
-        pad[:n] = p
-        mx, my = pad[:, 0].reshape(rows, 1024), pad[:, 1].reshape(rows, 1024)
-        w = cv2.remap(self.weight, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-        lab = cv2.remap(self.label, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return w.reshape(-1)[:n], lab.reshape(-1)[:n]
-
-    def full(self, shape: tuple[int, int]) -> np.ndarray:
-        """The weight pasted into a zero ``(H, W)`` photo-sized array (for inspection)."""
-        out = np.zeros(shape, np.float32)
-        x0, y0 = self.origin
-        h, w = self.weight.shape
-        out[y0:y0 + h, x0:x0 + w] = self.weight[:max(0, shape[0] - y0), :max(0, shape[1] - x0)]
-        return out
-
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb, np.float32) + 1.0
