@@ -1,4 +1,4 @@
-"""Texture baking: unwrap the photo into the face model's UV layout as albedo.
+"""Texture baking: unwrap the photo into the face model's UV layout as a clean albedo.
 
 For every texel the fitted surface point is found by rasterizing the UV layout
 (:func:`~msma_engine.render.rasterize_uv`) and interpolating the posed vertices over it. The
@@ -6,15 +6,23 @@ point is projected into the photo at full resolution (through the model camera o
 crop, then the crop's inverse affine map), kept where it is visible (depth test against a
 rendered depth buffer), facing the camera and inside the model's face region (scalp, neck
 and ears show hair, background or clothes too often), sampled bilinearly, and divided by
-the fitted SH irradiance to give albedo.
+the fitted SH irradiance (floored, its colour held near the face's median) to give albedo.
+
+Only skin, brows and lips are taken from the photo: the photo's sampling mask
+(:mod:`msma_engine.photo_mask`: landmarks + a skin-colour model fitted on the cheeks) drops
+hair, eyes, teeth, nostrils, glasses and background, so eyelid and inner-lip texels the
+photo cannot show at the fitted expression are filled too; glare is subtracted or dropped
+(:mod:`msma_engine.delight`).
 
 What the photo cannot show is filled in two steps: from the mirrored surface point
 (``x → −x``, a nearest-vertex mirror map on the mean shape; used where the mirror point is
-itself visible), then from the model's albedo, colour-matched to the visible skin. The
-blend weights fall off with the facing angle and with the texel distance to the
-visibility edge, so seams are feathered rather than cut. Texels outside every UV
-triangle take the colour of the nearest covered texel (edge padding, so filtering at
-island borders stays on-colour).
+itself usable), then from the model's albedo, colour-matched to the visible skin (the
+person's colour over scalp, ears and neck). The photo region, extended into its holes by
+push-pull, is joined to that fill by a multi-band blend (:mod:`msma_engine.blending`), and
+visibility edges are feathered, so there is no border. Texels outside every UV triangle take
+the colour of the nearest covered texel (edge padding, so filtering at island borders stays
+on-colour). Sizes above ``full_detail_size`` are sampled at the resolution the photo's face
+supports and scaled up.
 
 Colours stay in the photo's (sRGB-encoded) space, as in the fitting's photometric loss;
 the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
