@@ -245,9 +245,7 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
         # Close (pores, freckles and stubble dots smaller than ~3 % of the inter-ocular
         # distance stay skin), then erode (drops skin-coloured specks in hair and the blended
         # pixels along hair strands and frames that are neither skin nor occluder).
-        # (Not below 1 px: on small faces the closing would swallow thin glasses frames.)
-        if int(0.015 * iod) >= 1:
-            weight = cv2.morphologyEx(weight, cv2.MORPH_CLOSE, _disc_kernel(0.015 * iod))
+        weight = cv2.morphologyEx(weight, cv2.MORPH_CLOSE, _disc_kernel(0.015 * iod))
         weight = cv2.erode(weight, _disc_kernel(0.012 * iod))
 
     label = np.full(shape, SKIN, np.uint8)
