@@ -31,7 +31,7 @@ import numpy as np
 from msma_engine.errors import ShapeError
 
 __all__ = ["SKIN", "BROW", "LIPS", "EXCLUDED", "PhotoMask", "SkinColourModel", "fit_skin_colour",
-           "skin_sampling_mask", "landmarks68_of", "eye_contours"]
+           "skin_sampling_mask", "landmarks68_of", "eye_contours", "cheek_discs"]
 
 logger = logging.getLogger(__name__)
 
