@@ -1,4 +1,4 @@
-"""Texture baking: unwrap the photo into the face model's UV layout as albedo.
+"""Texture baking: unwrap the photo into the face model's UV layout as a clean albedo.
 
 For every texel the fitted surface point is found by rasterizing the UV layout
 (:func:`~msma_engine.render.rasterize_uv`) and interpolating the posed vertices over it. The
@@ -6,15 +6,23 @@ point is projected into the photo at full resolution (through the model camera o
 crop, then the crop's inverse affine map), kept where it is visible (depth test against a
 rendered depth buffer), facing the camera and inside the model's face region (scalp, neck
 and ears show hair, background or clothes too often), sampled bilinearly, and divided by
-the fitted SH irradiance to give albedo.
+the fitted SH irradiance (floored, its colour held near the face's median) to give albedo.
+
+Only skin, brows and lips are taken from the photo: the photo's sampling mask
+(:mod:`msma_engine.photo_mask`: landmarks + a skin-colour model fitted on the cheeks) drops
+hair, eyes, teeth, nostrils, glasses and background, so eyelid and inner-lip texels the
+photo cannot show at the fitted expression are filled too; glare is subtracted or dropped
+(:mod:`msma_engine.delight`).
 
 What the photo cannot show is filled in two steps: from the mirrored surface point
 (``x → −x``, a nearest-vertex mirror map on the mean shape; used where the mirror point is
-itself visible), then from the model's albedo, colour-matched to the visible skin. The
-blend weights fall off with the facing angle and with the texel distance to the
-visibility edge, so seams are feathered rather than cut. Texels outside every UV
-triangle take the colour of the nearest covered texel (edge padding, so filtering at
-island borders stays on-colour).
+itself usable), then from the model's albedo, colour-matched to the visible skin (the
+person's colour over scalp, ears and neck). The photo region, extended into its holes by
+push-pull, is joined to that fill by a multi-band blend (:mod:`msma_engine.blending`), and
+visibility edges are feathered, so there is no border. Texels outside every UV triangle take
+the colour of the nearest covered texel (edge padding, so filtering at island borders stays
+on-colour). Sizes above ``full_detail_size`` are sampled at the resolution the photo's face
+supports and scaled up.
 
 Colours stay in the photo's (sRGB-encoded) space, as in the fitting's photometric loss;
 the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
@@ -32,8 +40,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from msma_engine.align import CropTransform
+from msma_engine.blending import multiband_blend, pyramid_levels, push_pull
+from msma_engine.delight import SpecularSettings, remove_specular
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import FaceModel
+from msma_engine.photo_mask import EXCLUDED, SKIN, PhotoMask, skin_sampling_mask
 from msma_engine.render import RenderContext, rasterize_uv, render_mesh
 from msma_engine.shading import sh_irradiance
 
@@ -56,10 +67,21 @@ class BakeSettings:
         feather: texels over which weights ramp up from a visibility edge, at 1024²
             (scaled with the texture size).
         min_irradiance: floor of the SH irradiance divided out (avoids blow-ups in shadow).
+        relative_irradiance: a second floor, as a fraction of the face's median irradiance.
+        irradiance_tint: largest relative deviation of a texel's irradiance colour from the
+            face's median irradiance colour (per channel).
         match_radius: Gaussian sigma, texels at 1024², of the local colour match of the
             model-albedo fill to the photo skin.
         match_falloff: texels at 1024² over which the local match fades (1/e) away from
             the photo skin.
+        coarsest_band: side, in texels, of the coarsest level of the multi-band blend of the
+            photo region into the fill (the widest transition).
+        photo_mask: sample only skin, brows and lips (:mod:`msma_engine.photo_mask`; needs a
+            model with the iBUG 68 landmark layout); False = every visible face-region texel.
+        full_detail_size, max_density: a texture larger than ``full_detail_size`` is sampled
+            at half size (repeatedly, not below ``full_detail_size``) and scaled up while the face
+            would get more than ``max_density`` texels per photo pixel (no detail to gain).
+        specular: thresholds of the highlight removal (:mod:`msma_engine.delight`).
     """
 
     facing_min: float = 0.15
@@ -67,8 +89,15 @@ class BakeSettings:
     depth_tolerance: float = 0.004
     feather: float = 12.0
     min_irradiance: float = 0.15
+    relative_irradiance: float = 0.6
+    irradiance_tint: float = 0.05
     match_radius: float = 16.0
     match_falloff: float = 64.0
+    coarsest_band: int = 16
+    photo_mask: bool = True
+    full_detail_size: int = 1024
+    max_density: float = 2.0
+    specular: SpecularSettings = field(default_factory=SpecularSettings)
 
 
 @dataclass
@@ -79,6 +108,8 @@ class BakeOutput:
         texture: ``(S, S, 3)`` uint8 albedo, row 0 at the top.
         coverage: fraction of the UV-covered texels taken from the photo directly.
         mirrored: fraction filled from the mirrored side.
+        photo_mask: the photo's sampling mask (:mod:`msma_engine.photo_mask`).
+        specular: fraction of the photo texels whose highlight was subtracted or filled.
         seam: colour step where the photo-derived skin meets the model-albedo fill, 8-bit
             units (mean over the boundary of the local median colour difference between fill
             texels next to the photo region and their nearest pure-photo skin texels; NaN when
@@ -89,6 +120,8 @@ class BakeOutput:
     texture: np.ndarray
     coverage: float
     mirrored: float
+    photo_mask: PhotoMask | None = None
+    specular: float = 0.0
     seam: float = float("nan")
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -208,6 +241,7 @@ class TextureBaker:
         self.ctx = ctx or RenderContext("torch")
         self.mirror = torch.as_tensor(mirror_vertex_map(model.mean_shape.cpu().numpy()), device=model.mean_shape.device)
         self._layouts: dict[int, _UVLayout] = {}
+        self._face_crop_area: float | None = None
 
     def _layout(self, size: int) -> _UVLayout:
         if size not in self._layouts:
@@ -228,7 +262,8 @@ class TextureBaker:
         return torch.einsum("nkc,nk->nc", attr[tv], lay.bary)
 
     @torch.no_grad()
-    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024) -> BakeOutput:
+    def bake(self, coeffs: torch.Tensor, photo: np.ndarray, crop: CropTransform, size: int = 1024,
+             dense_landmarks: np.ndarray | None = None) -> BakeOutput:
         """Bake the albedo texture of the face ``coeffs`` describes in ``photo``.
 
         Args:
@@ -236,6 +271,8 @@ class TextureBaker:
             photo: ``(H, W, 3)`` uint8 RGB at full resolution.
             crop: the photo → crop transform the coefficients were fitted on.
             size: texture side, 64-4096 (512-2048 is the useful range).
+            dense_landmarks: ``(478, 2)`` MediaPipe Face Mesh points in photo pixels, or None:
+                the sampling mask then comes from the fitted mesh's 68 landmarks, projected.
 
         Returns:
             :class:`BakeOutput`.
@@ -247,6 +284,16 @@ class TextureBaker:
             raise ShapeError(f"photo must be (H, W, 3) uint8, got {img.dtype} {img.shape}")
         st, m = self.settings, self.model
         size = int(size)
+        sampled = self._sampling_size(size, crop)
+        if sampled < size:
+            # The photo has no detail for this many texels: bake at a size it supports and
+            # scale up (the cost of a 2048² texture from a small face is that of 1024²).
+            res = self.bake(coeffs, photo, crop, sampled, dense_landmarks)
+            t = time.perf_counter()
+            res.texture = cv2.resize(res.texture, (size, size), interpolation=cv2.INTER_CUBIC)
+            res.timings["bake_upscale"] = time.perf_counter() - t
+            res.timings["bake"] += res.timings["bake_upscale"]
+            return res
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         lay = self._layout(size)
@@ -263,17 +310,26 @@ class TextureBaker:
                                 colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
         timings["bake_depth"] = time.perf_counter() - t1
 
+        t_mask = time.perf_counter()
+        mask = None
+        if st.photo_mask:
+            landmarks = (crop.inverse(out.landmarks_2d[0].cpu().double().numpy()) if dense_landmarks is None
+                         else np.asarray(dense_landmarks, np.float64)[:, :2])
+            mask = skin_sampling_mask(img, landmarks)
+        timings["bake_mask"] = time.perf_counter() - t_mask
+
         t2 = time.perf_counter()
         photo_f = img.astype(np.float32) / 255.0
 
         # Outside the face region (scalp, neck, ears) the photo shows hair, background or
-        # clothes as often as skin: those texels come from the model albedo, so only the
-        # face texels are sampled at all.
+        # clothes as often as skin: those texels come from the fill, so only the face texels
+        # are sampled at all; inside it the photo mask keeps skin, brows and lips only.
         sel = torch.nonzero(lay.face > 0.5)[:, 0]
         bary = lay.bary[sel]
 
-        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-            """Photo albedo ``(n, 3)`` and weight ``(n,)`` at the selected texels' surface points."""
+        def sample(tri_vertices: torch.Tensor) -> tuple[np.ndarray, ...]:
+            """At the selected texels: photo albedo ``(n, 3)``; geometric weight (facing, visible),
+            photo-mask weight, label and clipped flag ``(n,)``."""
             p = torch.einsum("nkc,nk->nc", verts[tri_vertices], bary)
             n = torch.einsum("nkc,nk->nc", normals[tri_vertices], bary)
             n = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -288,24 +344,57 @@ class TextureBaker:
             xy = crop.inverse(q / k)  # photo pixels
             colour = _sample_points(photo_f, xy, cv2.INTER_LINEAR, -1.0)
             inside = colour.min(-1) >= 0.0
-            irr = sh_irradiance(n[None], gamma)[0].clamp_min(st.min_irradiance).cpu().numpy()
+            if mask is None:
+                mask_w, label = np.ones(len(xy), np.float32), np.full(len(xy), SKIN, np.uint8)
+            else:
+                at = xy - np.asarray(mask.origin, np.float64)
+                mask_w = _sample_points(mask.weight, at, cv2.INTER_LINEAR, 0.0)
+                label = _sample_points(mask.label, at, cv2.INTER_NEAREST, EXCLUDED)
+            irr = sh_irradiance(n[None], gamma)[0].cpu().numpy()
             weight = w.cpu().numpy() * visible * inside
-            return np.clip(colour, 0.0, None) / irr, weight
+            # Floor the irradiance (its mean over channels, colour kept) at min_irradiance and
+            # at relative_irradiance × the face's median: where the fitted SH darkens a surface
+            # the photo shows lit (deep lids, nostril rims) dividing it out blows up.
+            lum = np.maximum(irr.mean(-1), 1e-6)
+            front = weight > 0.5
+            floor = max(st.min_irradiance, st.relative_irradiance * float(np.median(lum[front])) if front.any() else 0.0)
+            irr = irr * np.maximum(1.0, floor / lum)[:, None]
+            # Keep the irradiance's colour within ±irradiance_tint of the face's median colour:
+            # a coloured SH band fitted on a few pixels tints deep lids and brow ridges (the old
+            # bake's "yellow glare" on the lids was this, not glare in the photo).
+            tint = irr / np.maximum(irr.mean(-1, keepdims=True), 1e-6)
+            if front.any():
+                med = np.median(tint[front], axis=0)
+                tint = med * np.clip(tint / med, 1.0 - st.irradiance_tint, 1.0 + st.irradiance_tint)
+                irr = tint * irr.mean(-1, keepdims=True)
+            return np.clip(colour, 0.0, None) / irr, weight, mask_w, label, colour.max(-1) >= 250.0 / 255.0
 
         n_tex = lay.index.shape[0]
         sel_np = sel.cpu().numpy()
         direct, w_direct = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
         mirrored, w_mirror = np.zeros((n_tex, 3), np.float32), np.zeros(n_tex, np.float32)
+        keep_direct, keep_mirror = np.zeros(n_tex, np.float32), np.zeros(n_tex, np.float32)
+        label = np.full(n_tex, EXCLUDED, np.uint8)
         tri_v = m.triangles[lay.tri[sel]]
-        direct[sel_np], w_direct[sel_np] = sample(tri_v)
-        mirrored[sel_np], w_mirror[sel_np] = sample(self.mirror[tri_v])
+        d_alb, w_direct[sel_np], d_mask, label[sel_np], d_clip = sample(tri_v)
+        direct[sel_np], d_keep, s_direct = remove_specular(d_alb, w_direct[sel_np] * d_mask, label[sel_np], d_clip,
+                                                           st.specular)
+        keep_direct[sel_np] = d_mask * d_keep
+        m_alb, w_mirror[sel_np], m_mask, m_lab, m_clip = sample(self.mirror[tri_v])
+        mirrored[sel_np], m_keep, _ = remove_specular(m_alb, w_mirror[sel_np] * m_mask, m_lab, m_clip, st.specular)
+        keep_mirror[sel_np] = m_mask * m_keep
+        seen = w_direct[sel_np] * d_mask > 0.05
+        specular = float(((s_direct > 0) | (d_keep < 0.5))[seen].sum() / max(seen.sum(), 1))
         timings["bake_sample"] = time.perf_counter() - t2
 
         t3 = time.perf_counter()
-        w_direct = self._feather(lay, w_direct, size)
-        w_mirror = self._feather(lay, w_mirror, size)
+        # Visibility edges are feathered; the photo mask's holes (soft already) are left to
+        # the multi-band blend, so pores and stray hairs do not eat a feather ramp each.
+        w_direct = self._feather(lay, w_direct, size) * keep_direct
+        w_mirror = self._feather(lay, w_mirror, size) * keep_mirror
         prior = self._model_albedo(lay, out, coeffs, size)
-        skin = lay.skin.cpu().numpy() > 0.5
+        model_skin = lay.skin.cpu().numpy() > 0.5
+        skin = model_skin & (label == SKIN)
         stats = _skin_statistics_texels(direct, w_direct, skin)
         if stats.sum() >= 20:
             # The local match also takes the feather ramp's texels: they are the photo colour
@@ -315,23 +404,60 @@ class TextureBaker:
         else:
             logger.warning("almost no skin visible for baking; the texture comes from the model albedo")
         fill = w_mirror[:, None] * mirrored + (1.0 - w_mirror[:, None]) * prior
-        albedo = w_direct[:, None] * direct + (1.0 - w_direct[:, None]) * fill
-        albedo = np.clip(albedo, 0.0, 1.0)
 
+        # Multi-band blend of the photo (extended into its holes) into the fill.
+        idx = lay.index.cpu().numpy()
+        covered = lay.covered.cpu().numpy()
+        photo_tex = np.zeros((size * size, 3), np.float32)
+        photo_tex[idx] = direct
+        weight_tex = np.zeros(size * size, np.float32)
+        weight_tex[idx] = w_direct
+        fill_tex = np.zeros((size * size, 3), np.float32)
+        fill_tex[idx] = fill
+        fill_tex = _fill_from_nearest(fill_tex.reshape(size, size, 3), covered)
+        photo_ext = push_pull(photo_tex.reshape(size, size, 3), weight_tex.reshape(size, size))
+        tex = multiband_blend(photo_ext, fill_tex, weight_tex.reshape(size, size),
+                              pyramid_levels(size, st.coarsest_band))
+        tex = np.clip(tex, 0.0, 1.0).reshape(-1, 3)
+        albedo = tex[idx]
         tex = np.zeros((size * size, 3), np.float32)
-        tex[lay.index.cpu().numpy()] = albedo
-        tex = _fill_from_nearest(tex.reshape(size, size, 3), lay.covered.cpu().numpy())
+        tex[idx] = albedo
+        tex = _fill_from_nearest(tex.reshape(size, size, 3), covered)
         texture = (tex * 255.0 + 0.5).astype(np.uint8)
         timings["bake_fill"] = time.perf_counter() - t3
         timings["bake"] = time.perf_counter() - t0
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
                           mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),
+                          photo_mask=mask, specular=specular,
                           seam=self._seam(lay, texture, np.maximum(w_direct, w_mirror),
                                           _skin_statistics_texels(direct, w_direct, skin),
                                           # The skin mask covers the face region only; scalp, neck and
                                           # ears are filled skin too.
-                                          skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+                                          model_skin | (lay.face.cpu().numpy() <= 0.5), size), timings=timings)
+
+    def _sampling_size(self, size: int, crop: CropTransform) -> int:
+        """Texture side to sample the photo at: ``size`` halved (not below
+        :attr:`BakeSettings.full_detail_size`) while the face region would get more than
+        ``max_density`` texels per photo pixel (linear)."""
+        st = self.settings
+        if size <= st.full_detail_size:
+            return size
+        if self._face_crop_area is None:
+            with torch.no_grad():
+                m = self.model
+                verts = m(m.layout.zeros(1, device=m.mean_shape.device)).vertices
+                q = m.camera.project(verts)[0].cpu().double().numpy()
+            tri = m.triangles.cpu().numpy()[m.face_region.cpu().numpy()[m.triangles.cpu().numpy()].all(1)]
+            a, b, c = q[tri[:, 0]], q[tri[:, 1]], q[tri[:, 2]]
+            area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+            self._face_crop_area = float(area.sum())  # crop pixels² of the mean face, frontal
+        face_texels_1024 = float((self._layout(st.full_detail_size).face > 0.5).sum()) * (1024 / st.full_detail_size) ** 2
+        photo_px = self._face_crop_area / crop.scale ** 2
+        sampled = size
+        while sampled > st.full_detail_size and np.sqrt(face_texels_1024 * (sampled / 1024) ** 2 / photo_px) > st.max_density:
+            sampled //= 2
+        return max(sampled, st.full_detail_size)
 
     def _colour_match(self, lay: _UVLayout, direct: np.ndarray, prior: np.ndarray, stats: np.ndarray,
                       local_stats: np.ndarray, size: int) -> np.ndarray:

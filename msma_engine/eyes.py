@@ -40,7 +40,7 @@ import numpy as np
 from msma_engine.errors import ShapeError
 
 __all__ = ["EYE_RADIUS", "GAP", "EYE_LOOK_DEGREES", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets",
-           "eyeballs_for", "eye_look_targets", "look_rotation", "uv_sphere", "eye_texture", "iris_color_from_albedo",
+           "eyeballs_for", "eye_look_targets", "look_rotation", "uv_sphere", "eye_texture", "iris_color_from_photo",
            "DEFAULT_IRIS_COLOR"]
 
 logger = logging.getLogger(__name__)
@@ -310,52 +310,66 @@ def eye_texture(iris_color=DEFAULT_IRIS_COLOR, size: int = 512) -> np.ndarray:
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def iris_color_from_albedo(model, vertices_neutral: np.ndarray, albedo_texture: np.ndarray) -> np.ndarray | None:
-    """Estimate the iris colour from the baked albedo of the socket cups.
+def iris_color_from_photo(photo: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """Estimate the iris colour from the photo's eyes (the baked albedo has no eyes).
 
-    The photo's eyes are baked onto the socket cups seen through the eyelid openings; the
-    texels of socket vertices 2-5 mm from the eye axis (inside the iris, outside the
-    pupil, within the opening's height) give the iris colour (median over both eyes).
+    With dense Face Mesh points (``(478, 2)``) each iris is the disc through its four ring
+    points around its centre (468-472, 473-477); the pixels between 40 % and 90 % of its
+    radius (outside the pupil, inside the limbus) that lie inside the eyelid contour are
+    taken. With 68 points the pixels inside each eye polygon (36-41, 42-47) whose
+    luminance lies between the polygon's 10th and 30th percentile are taken (darker than
+    the sclera, brighter than pupil and lashes). Glints (the brightest tenth) are dropped;
+    the result is the median over both eyes.
 
     Args:
-        model: the face model (see :func:`find_eye_sockets`).
-        vertices_neutral: ``(V, 3)`` metres, model frame.
-        albedo_texture: ``(H, W, 3)`` uint8 sRGB, row 0 at the top.
+        photo: ``(H, W, 3)`` uint8 RGB.
+        landmarks: ``(68, 2)`` or ``(478, 2)`` photo pixels.
 
     Returns:
-        ``(3,)`` uint8 sRGB, or None without sockets or samples.
+        ``(3,)`` uint8 sRGB, or None when the eyes give fewer than 8 pixels.
     """
-    sockets = find_eye_sockets(model)
-    if sockets is None:
-        return None
-    verts = np.asarray(vertices_neutral, dtype=np.float64)
-    tex = np.asarray(albedo_texture)
-    if tex.ndim != 3 or tex.shape[2] != 3:
-        raise ShapeError(f"albedo_texture must be (H, W, 3), got {tex.shape}")
-    tris, uv_tris, uvs = (_np(model.triangles).astype(np.int64), _np(model.uv_triangles).astype(np.int64),
-                          _np(model.uv_coords).astype(np.float64))
-    h, w = tex.shape[:2]
+    import cv2  # Imported here so that msma_engine.result (which names Eyeballs) stays NumPy-only.
+
+    from msma_engine.photo_mask import eye_contours
+
+    img = np.asarray(photo)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ShapeError(f"photo must be (H, W, 3), got {img.shape}")
+    pts = np.asarray(landmarks, np.float64)
+    if pts.ndim != 2 or pts.shape[1] < 2 or pts.shape[0] not in (68, 478):
+        raise ShapeError(f"landmarks must be (68, 2) or (478, 2), got {pts.shape}")
+    pts = pts[:, :2]
+    h, w = img.shape[:2]
     samples = []
-    for side in ("L", "R"):
-        sock, rim = sockets.socket[side], sockets.rim[side]
-        centre = verts[rim].mean(axis=0)
-        half_height = 0.5 * np.ptp(verts[rim, 1])
-        d = verts[:, :2] - centre[:2]
-        r = np.linalg.norm(d, axis=1)
-        pick = np.zeros(len(verts), bool)
-        pick[sock] = True
-        pick &= (r > 0.002) & (r < 0.005) & (np.abs(d[:, 1]) < half_height)
-        pick[rim] = False
-        corners = pick[tris]
-        for k in range(3):
-            uv = uvs[uv_tris[corners[:, k], k]]
-            rows = np.clip(((1 - uv[:, 1]) * h).astype(int), 0, h - 1)
-            cols = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
-            samples.append(tex[rows, cols])
+    for k, contour in enumerate(eye_contours(pts)):
+        lo = np.floor(np.maximum(contour.min(0) - 2, 0)).astype(int)
+        hi = np.ceil(np.minimum(contour.max(0) + 2, [w, h])).astype(int)
+        if np.any(hi <= lo):
+            continue
+        win = img[lo[1]:hi[1], lo[0]:hi[0]].reshape(-1, 3).astype(np.float64)
+        inside = np.zeros((hi[1] - lo[1], hi[0] - lo[0]), np.uint8)
+        cv2.fillPoly(inside, [np.round((contour - lo) * 4).astype(np.int32)], 1, shift=2)
+        inside = inside.reshape(-1) > 0
+        lum = win.mean(-1)
+        if pts.shape[0] == 478:
+            centre = pts[468 + 5 * k]
+            radius = np.linalg.norm(pts[469 + 5 * k:473 + 5 * k] - centre, axis=1).mean()
+            yy, xx = np.mgrid[lo[1]:hi[1], lo[0]:hi[0]]
+            x, y = xx.reshape(-1) + 0.5, yy.reshape(-1) + 0.5
+            r = np.hypot(x - centre[0], y - centre[1]) / max(radius, 1e-6)
+            pick = inside & (r > 0.4) & (r < 0.9)
+        else:
+            if inside.sum() < 8:
+                continue
+            q10, q30 = np.percentile(lum[inside], [10, 30])
+            pick = inside & (lum >= q10) & (lum <= q30)
+        if pick.sum() >= 4:
+            keep = pick & (lum <= np.percentile(lum[pick], 90))
+            samples.append(win[keep])
     samples = np.concatenate(samples) if samples else np.zeros((0, 3))
-    if len(samples) < 4:
+    if len(samples) < 8:
         return None
-    return np.median(samples, axis=0).round().astype(np.uint8)
+    return np.clip(np.median(samples, axis=0).round(), 0, 255).astype(np.uint8)
 
 
 def _seat(verts: np.ndarray, rim: np.ndarray, front: np.ndarray, radius: float,

@@ -32,7 +32,7 @@ from msma_engine.align import CropTransform, align_crop, template_from_landmarks
 from msma_engine.baking import TextureBaker
 from msma_engine.detect import MIN_FACE_SIZE, FaceDetection, detect_faces, five_from_68, landmarks68, pick_face
 from msma_engine.errors import ShapeError
-from msma_engine.eyes import eyeballs_for, iris_color_from_albedo
+from msma_engine.eyes import eyeballs_for, iris_color_from_photo
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
 from msma_engine.image_io import LoadedImage, load_image, load_image_array
@@ -211,7 +211,7 @@ class Reconstructor:
                                 distance=float(cam.distance))
         np_ = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
         neutral_np = np_(neutral).astype(np.float32)
-        eyes = eyeballs_for(m, neutral_np, iris_color_from_albedo(m, neutral_np, texture))
+        eyes = eyeballs_for(m, neutral_np, iris_color_from_photo(loaded.pixels, lm))
         return FaceResult(
             image_path=str(loaded.path) if loaded.path is not None else None,
             face_index=int(index),

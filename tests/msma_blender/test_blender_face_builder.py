@@ -397,7 +397,7 @@ class TestDefaultHead:
         bpy = bpy_empty
         model, res = default_head
         args = SimpleNamespace(texture="pack", camera=False, preview=None, lighting=1.0, animation=False,
-                               smoothing=1.0, identity="first", preview_over_photo=False)
+                               smoothing=1.0, identity="first", preview_over_photo=False, force=False)
         path = tmp_path / f"head.{fmt}"
         _write(path, fmt, [res], model.exp_basis.numpy(), args)
         bpy.ops.wm.read_factory_settings(use_empty=True)

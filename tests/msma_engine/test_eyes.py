@@ -6,7 +6,7 @@ import torch
 
 from msma_engine.errors import ShapeError
 from msma_engine.eyes import (DEFAULT_IRIS_COLOR, EYE_RADIUS, eye_texture, eyeballs_for, find_eye_sockets,
-                         iris_color_from_albedo, uv_sphere)
+                         iris_color_from_photo, uv_sphere)
 from msma_engine.face_model import load_face_model
 
 
@@ -114,19 +114,41 @@ def test_texture_has_iris_pupil_and_sclera():
     assert sclera.min() > 180  # white
 
 
-def test_iris_color_from_baked_albedo(model):
-    verts = model.mean_shape.numpy()
-    tex = np.full((256, 256, 3), 200, np.uint8)
-    # Paint the socket islands' UV area green: the iris colour must come from there.
-    uvs = model.uv_coords.numpy()
-    s = find_eye_sockets(model)
-    tris, uv_tris = model.triangles.numpy(), model.uv_triangles.numpy()
-    socket_faces = np.isin(tris, np.concatenate([s.socket["L"], s.socket["R"]])).all(axis=1)
-    suv = uvs[uv_tris[socket_faces]].reshape(-1, 2)
-    lo, hi = suv.min(axis=0), suv.max(axis=0)
-    tex[int((1 - hi[1]) * 256):int((1 - lo[1]) * 256) + 1, int(lo[0] * 256):int(hi[0] * 256) + 1] = (30, 120, 40)
-    np.testing.assert_array_equal(iris_color_from_albedo(model, verts, tex), [30, 120, 40])
-    assert tuple(eyeballs_for(model, verts).iris_color) == DEFAULT_IRIS_COLOR
+def _eye_photo():
+    """A grey photo with two almond eyes: white sclera, green iris (r = 9 px), black pupil."""
+    img = np.full((100, 200, 3), 150, np.uint8)
+    lm = np.zeros((68, 2))
+    yy, xx = np.mgrid[:100, :200] + 0.5
+    for start, cx in ((36, 60.0), (42, 140.0)):
+        t = np.linspace(np.pi, -np.pi, 6, endpoint=False)
+        lm[start:start + 6] = np.stack([cx + 22 * np.cos(t), 50 + 9 * np.sin(t)], 1)
+        eye = ((xx - cx) / 22) ** 2 + ((yy - 50) / 10) ** 2 < 1
+        img[eye] = (235, 235, 230)
+        r = np.hypot(xx - cx, yy - 50)
+        img[eye & (r < 9)] = (30, 120, 40)
+        img[eye & (r < 3.5)] = (5, 5, 5)
+    return img, lm
+
+
+def test_iris_color_from_photo():
+    img, lm = _eye_photo()
+    assert np.abs(iris_color_from_photo(img, lm).astype(int) - (30, 120, 40)).max() <= 2
+    # Dense points: eyelid contours and the iris centre + ring (468-472, 473-477).
+    from msma_engine.photo_mask import _MP_EYES
+
+    dense = np.zeros((478, 2))
+    for k, (ids, cx) in enumerate(zip(_MP_EYES, (60.0, 140.0))):
+        t = np.linspace(np.pi, -np.pi, len(ids), endpoint=False)
+        dense[list(ids)] = np.stack([cx + 22 * np.cos(t), 50 + 9 * np.sin(t)], 1)
+        dense[468 + 5 * k] = (cx, 50)
+        dense[469 + 5 * k:473 + 5 * k] = [(cx + 9, 50), (cx, 41), (cx - 9, 50), (cx, 59)]
+    assert np.abs(iris_color_from_photo(img, dense).astype(int) - (30, 120, 40)).max() <= 2
+    with pytest.raises(ShapeError):
+        iris_color_from_photo(img, np.zeros((5, 2)))
+
+
+def test_default_iris_colour(model):
+    assert tuple(eyeballs_for(model, model.mean_shape.numpy()).iris_color) == DEFAULT_IRIS_COLOR
 
 
 def test_reseated_matches_a_fresh_seat(model):
