@@ -142,6 +142,10 @@ class FaceModel(nn.Module):
         self.register_buffer("skin_mask", f32(data.skin_mask))
         self.register_buffer("face_region", torch.as_tensor(np.asarray(data.face_region, dtype=bool)))
         self.register_buffer("vertex_uv", _vertex_uv(data), persistent=False)
+        # Optional dense (478-point Face Mesh) correspondence; None for models without one.
+        dense = data.dense_landmark_vertices is not None
+        self.register_buffer("dense_landmark_vertices", i64(data.dense_landmark_vertices) if dense else None)
+        self.register_buffer("dense_landmark_weights", f32(data.dense_landmark_weights) if dense else None)
 
     @property
     def n_vertices(self) -> int:

@@ -29,6 +29,16 @@ face_region            (V,) bool           vertices of the face area used for ev
 metadata               () str              JSON: source, licence, build recipe, notes
 =====================  ==================  =========================================
 
+Optional keys (absent = the model has no such data):
+
+=========================  ==============  =========================================
+key                        shape / dtype   meaning
+=========================  ==============  =========================================
+dense_landmark_vertices    (478, 3) int32  vertices of the surface point under each
+                                           MediaPipe Face Mesh point (468 + 10 iris)
+dense_landmark_weights     (478, 3) f32    its barycentric weights (rows sum to 1)
+=========================  ==============  =========================================
+
 Texture-space albedo arrays are stored with row 0 at the top of the texture
 (see docs/CONVENTIONS.md). Sizes are checked on load; any inconsistency raises
 :class:`msma_engine.errors.ModelFileError` naming the file and the offending key.
@@ -53,6 +63,7 @@ log = logging.getLogger(__name__)
 FORMAT = "msma-face-model"
 VERSION = 1
 N_LANDMARKS = 68
+N_DENSE_LANDMARKS = 478
 
 
 @dataclass
@@ -79,6 +90,8 @@ class FaceModelData:
     face_region: np.ndarray
     metadata: dict = field(default_factory=dict)
     units: str = "metre"
+    dense_landmark_vertices: np.ndarray | None = None
+    dense_landmark_weights: np.ndarray | None = None
 
     @property
     def n_vertices(self) -> int:
@@ -155,6 +168,18 @@ class FaceModelData:
             fail(f"skin_mask must be ({v},), got {self.skin_mask.shape}")
         if self.face_region.shape != (v,):
             fail(f"face_region must be ({v},), got {self.face_region.shape}")
+        dv, dw = self.dense_landmark_vertices, self.dense_landmark_weights
+        if (dv is None) != (dw is None):
+            fail("dense_landmark_vertices and dense_landmark_weights must be given together")
+        if dv is not None:
+            shape = (N_DENSE_LANDMARKS, 3)
+            if dv.shape != shape or dw.shape != shape:
+                fail(f"dense_landmark_vertices/weights must be {shape}, got {dv.shape} and {dw.shape}")
+            if dv.min() < 0 or dv.max() >= v:
+                fail(f"dense_landmark_vertices outside [0, {v}): range {dv.min()}..{dv.max()}")
+            if not np.allclose(dw.sum(axis=1), 1.0, atol=1e-4) or dw.min() < -1e-6:
+                fail(f"dense_landmark_weights rows must be non-negative and sum to 1, got sums "
+                     f"{dw.sum(axis=1).min():.5f}..{dw.sum(axis=1).max():.5f}")
         if self.units != "metre":
             fail(f"units must be 'metre', got {self.units!r}")
         for key in ("mean_shape", "id_basis", "exp_basis", "albedo_mean", "albedo_basis", "uv_coords"):
@@ -166,9 +191,10 @@ _ARRAY_KEYS = (
     "mean_shape", "id_basis", "exp_basis", "expression_range", "albedo_mean", "albedo_basis",
     "triangles", "uv_coords", "uv_triangles", "landmark_indices", "skin_mask", "face_region",
 )
+_OPTIONAL_KEYS = ("dense_landmark_vertices", "dense_landmark_weights")
 _DTYPES = {
     "triangles": np.int32, "uv_triangles": np.int32, "landmark_indices": np.int32,
-    "face_region": np.bool_,
+    "face_region": np.bool_, "dense_landmark_vertices": np.int32,
 }
 
 
@@ -194,6 +220,9 @@ def save_face_model_data(data: FaceModelData, path: str | Path, compress: bool =
     }
     for key in _ARRAY_KEYS:
         arrays[key] = np.ascontiguousarray(getattr(data, key), dtype=_DTYPES.get(key, np.float32))
+    for key in _OPTIONAL_KEYS:
+        if getattr(data, key) is not None:
+            arrays[key] = np.ascontiguousarray(getattr(data, key), dtype=_DTYPES.get(key, np.float32))
     (np.savez_compressed if compress else np.savez)(path, **arrays)
     return path
 
@@ -234,6 +263,7 @@ def load_face_model_data(path: str | Path) -> FaceModelData:
         expression_names=[str(s) for s in raw["expression_names"]],
         metadata=metadata,
         **{k: raw[k] for k in _ARRAY_KEYS},
+        **{k: raw[k] for k in _OPTIONAL_KEYS if k in raw},
     )
     data.validate(str(path))
     log.debug("loaded face model %s: %d vertices, %d triangles, id/exp/tex = %d/%d/%d",

@@ -8,6 +8,7 @@ import numpy as np
 
 from msma_engine.model_file import FaceModelData
 
+from .dense_table import DENSE_PATH, load_dense_table
 from .albedo import REGIONS, build_albedo_space, fill_uncovered, rasterize_uv
 from .landmarks import CALIBRATED_PATH, FaceFeatures, face_region_mask, load_calibrated, pick_landmarks
 from .mesh import NECK_CUT_DM, HeadMesh, cut_head
@@ -95,6 +96,8 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     remap[head.base_index] = np.arange(n_v)
     log.info("head mesh: %d vertices, %d triangles, islands %s", n_v, len(head.triangles), head.island_names)
 
+    dense = load_dense_table(remap)
+    log.info("dense landmarks: %s", DENSE_PATH.name if dense is not None else "none (no table)")
     ident = build_identity_space(src, remap, cfg.n_id, cfg.n_id_samples, cfg.seed)
     exp_names, exp_disp = load_expressions(src, remap)
     mean_dm = head.vertices + ident.mean_offset
@@ -191,6 +194,8 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         "landmarks": ("68 iBUG vertices calibrated to the project's detector on renders of the model "
                       f"(tools/default_head/{CALIBRATED_PATH.name})" if calibrated is not None else
                       "68 iBUG vertices picked geometrically (tools/default_head/landmarks.py)"),
+        "dense_landmarks": (f"478 MediaPipe Face Mesh points calibrated on renders of the model "
+                            f"(tools/default_head/{DENSE_PATH.name})" if dense is not None else "none"),
         "uv_islands": head.island_names,
         "uv_layout": "MakeHuman's head island rotated upright and magnified radially about the face "
                      "(uniform inside face_region); mouth cavity, eye sockets and neck in a row below",
@@ -212,4 +217,6 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         skin_mask=skin_mask.astype(np.float32),
         face_region=face_region,
         metadata=metadata,
+        dense_landmark_vertices=None if dense is None else dense[0].astype(np.int32),
+        dense_landmark_weights=None if dense is None else dense[1],
     )
