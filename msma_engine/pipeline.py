@@ -1,6 +1,7 @@
 """Photo → :class:`~msma_engine.result.FaceResult`: the engine's main pipeline.
 
-    load image → detect faces → pick face(s) → 68 landmarks → align to the 224 crop
+    load image → detect faces → pick face(s) → 68 landmarks (+ the 478 dense Face Mesh
+    points when the model has a dense correspondence) → align to the 224 crop
     (5-point template from the model's mean landmarks) → network regression (with weights)
     or the mean face posed from the landmarks → test-time fitting → texture baking →
     FaceResult (photo-space landmarks and camera through the crop's inverse).
@@ -30,8 +31,16 @@ import torch
 
 from msma_engine.align import CropTransform, align_crop, template_from_landmarks68
 from msma_engine.baking import TextureBaker
-from msma_engine.detect import MIN_FACE_SIZE, FaceDetection, detect_faces, five_from_68, landmarks68, pick_face
-from msma_engine.errors import ShapeError
+from msma_engine.detect import (
+    MIN_FACE_SIZE,
+    FaceDetection,
+    detect_faces,
+    five_from_68,
+    get_landmarker,
+    landmarks68,
+    pick_face,
+)
+from msma_engine.errors import BackendUnavailableError, NoFaceError, ShapeError
 from msma_engine.eyes import eyeballs_for, iris_color_from_albedo
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
@@ -94,6 +103,27 @@ class Reconstructor:
         self.baker = TextureBaker(self.model, ctx=self.ctx)
         self._fitters: dict[str, FaceFitter] = {}
 
+    def _landmarks(self, pixels: np.ndarray, detection: FaceDetection, fit: FitQuality
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(68, 2)`` landmarks and, when the fit can use them, the ``(478, 2)`` dense points.
+
+        The dense points come from Face Mesh (:meth:`MediaPipeLandmarker.mesh`); when the
+        68-point landmarker is Face Mesh too, the 68 are taken from the same mesh.
+        """
+        dense = None
+        wants_dense = fit is not None and self._fitter(fit).config.dense and self._fitter(fit).has_dense
+        if wants_dense:
+            try:
+                from msma_engine.detect.mediapipe_mesh import MediaPipeLandmarker, mesh_to_ibug68
+
+                mesh = get_landmarker("mediapipe").mesh(pixels, detection)[:, :2]
+                dense = mesh
+                if isinstance(get_landmarker(self.landmarker), MediaPipeLandmarker):
+                    return mesh_to_ibug68(mesh), dense
+            except (BackendUnavailableError, NoFaceError) as exc:
+                logger.warning("no dense Face Mesh points (%s); fitting the 68 landmarks only", exc)
+        return landmarks68(pixels, detection, self.landmarker).points, dense
+
     def _fitter(self, fit: FitQuality) -> FaceFitter:
         key = "none" if fit is None else fit
         if key not in self._fitters:
@@ -153,7 +183,7 @@ class Reconstructor:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         pixels = loaded.pixels
-        lm = landmarks68(pixels, detection, self.landmarker).points
+        lm, dense = self._landmarks(pixels, detection, fit)
         timings["landmarks"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -174,6 +204,7 @@ class Reconstructor:
             image=torch.as_tensor(crop_img, dtype=torch.float32, device=dev).permute(2, 0, 1)[None] / 255.0,
             landmarks=torch.as_tensor(lm_crop, dtype=torch.float32, device=dev)[None],
             valid=torch.as_tensor(valid, dtype=torch.float32, device=dev)[None, None],
+            dense=None if dense is None else torch.as_tensor(crop.apply(dense), dtype=torch.float32, device=dev)[None],
         )
         fitted = self._fitter(fit).fit(target, init=init, rigid_init=init is None)
         coeffs = fitted.coeffs
@@ -189,10 +220,16 @@ class Reconstructor:
         metrics["texture_coverage"] = baked.coverage
         metrics["texture_mirrored"] = baked.mirrored
         metrics["texture_seam"] = baked.seam
-        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics)
+        dense_pair = None
+        if dense is not None:
+            with torch.no_grad():
+                fitted_dense = self._fitter(fit).dense_points(coeffs)[0].cpu().double().numpy()
+            dense_pair = (np.asarray(dense, dtype=np.float64), crop.inverse(fitted_dense))
+        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics, dense_pair)
 
     def _result(self, loaded: LoadedImage, index: int, det: FaceDetection, lm: np.ndarray, crop: CropTransform,
-                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict) -> FaceResult:
+                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict,
+                dense: tuple[np.ndarray, np.ndarray] | None = None) -> FaceResult:
         m = self.model
         with torch.no_grad():
             out = m(coeffs)
@@ -236,6 +273,8 @@ class Reconstructor:
             timings=timings,
             metrics=metrics,
             eyes=eyes,
+            detected_dense=None if dense is None else dense[0],
+            landmarks_dense=None if dense is None else dense[1],
         )
 
 

@@ -69,6 +69,9 @@ class FaceResult:
         metrics: quality figures (e.g. ``landmark_nme_start``, ``landmark_nme_fit``).
         eyes: rigid eyeballs seated in the sockets of ``vertices_neutral`` (model frame,
             :class:`msma_engine.eyes.Eyeballs`), or None for models without eye sockets.
+        detected_dense: ``(478, 2)`` Face Mesh points in photo pixels, or None when the fit
+            used the 68 landmarks only.
+        landmarks_dense: ``(478, 2)`` the fitted model's dense points in photo pixels, or None.
     """
 
     image_path: str | None
@@ -97,3 +100,5 @@ class FaceResult:
     timings: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     eyes: Eyeballs | None = None
+    detected_dense: np.ndarray | None = None
+    landmarks_dense: np.ndarray | None = None
