@@ -66,10 +66,9 @@ class PriorWeights:
     """Weights of the ARKit prior terms, in the units of the landmark term (see module doc).
 
     Chosen on 12 LFW/UTKFace photos (not those of the held-out benchmark) and the test
-    portraits: the sparsity weight acts like a threshold — 5× stronger and the fitted
-    smiles of the astronaut and Obama vanish (≤ 0.1) while the held-out dense error rises
-    7 %; 2× weaker and the held-out error drops 5 % with more small units on (Biden's
-    neutral mouth gets pout units up to 0.11).
+    portraits: at half these weights the held-out dense error drops 3 % but pout units reach
+    0.13 on the astronaut's smile; at twice, the error rises 3 % and Obama's smile drops to
+    0.26-0.39 (0.46-0.50 here).
 
     Attributes:
         sparse: L1 weight per unit.

@@ -76,7 +76,6 @@ __all__ = [
     "LandmarkRows",
     "FaceFitter",
     "levenberg_marquardt",
-    "with_jacfwd",
     "landmark_residuals",
     "render_coeffs",
     "rigid_pose_from_landmarks",
@@ -115,7 +114,7 @@ class FitConfig:
     """
 
     rigid_iters: int = 8
-    shape_iters: int = 25
+    shape_iters: int = 12
     light_rounds: int = 2
     photo_steps: int = 30
     render_size: int = 192
@@ -146,7 +145,7 @@ class FitConfig:
 
 
 QUALITY_PRESETS: dict[str, FitConfig] = {
-    "fast": FitConfig(rigid_iters=4, shape_iters=8, light_rounds=2, photo_steps=0, render_size=128),
+    "fast": FitConfig(rigid_iters=4, shape_iters=6, light_rounds=2, photo_steps=0, render_size=128),
     "default": FitConfig(),
     "high": FitConfig(rigid_iters=8, shape_iters=25, light_rounds=3, photo_steps=100, render_size=224),
 }
@@ -274,8 +273,7 @@ def levenberg_marquardt(residual: Callable[[torch.Tensor], tuple[torch.Tensor, t
     """Projected, damped Gauss-Newton on ``|r(x)|² + linear · x`` (a pure function).
 
     Args:
-        residual: ``x (N,) → (r (M,), J (M, N))``, the residuals and their Jacobian
-            (:func:`with_jacfwd` makes one from a residual-only function).
+        residual: ``x (N,) → (r (M,), J (M, N))``, the residuals and their Jacobian.
         x0: ``(N,)`` start (its dtype is the solver's; float64 recommended).
         iters: outer iterations (each raises the damping up to 6 times until the cost drops).
         lower, upper: ``(N,)`` box bounds, steps are projected onto them (None = unbounded).
@@ -297,11 +295,23 @@ def levenberg_marquardt(residual: Callable[[torch.Tensor], tuple[torch.Tensor, t
     x = project(x0.detach().clone())
     r, jac = residual(x)
     cost, damping = float(r @ r + lin @ x), 1e-3
+    lo = None if lower is None else lower.to(x)
+    hi = None if upper is None else upper.to(x)
     for _ in range(iters):
         jtj, grad = jac.T @ jac, jac.T @ r + 0.5 * lin
-        diag = torch.diagonal(jtj).clamp_min(1e-9)
+        # Projected Newton: variables held at a bound by their gradient stay out of the step
+        # (else projecting the full step back onto the box wastes most iterations).
+        free = torch.ones_like(x, dtype=torch.bool)
+        if lo is not None:
+            free &= ~((x <= lo + 1e-12) & (grad > 0))
+        if hi is not None:
+            free &= ~((x >= hi - 1e-12) & (grad < 0))
+        jtj_f, grad_f = jtj[free][:, free], grad[free]
+        diag = torch.diagonal(jtj_f).clamp_min(1e-9)
         for _ in range(6):  # raise the damping until the step lowers the cost
-            x_new = project(x + torch.linalg.solve(jtj + damping * torch.diag(diag), -grad))
+            step = torch.zeros_like(x)
+            step[free] = torch.linalg.solve(jtj_f + damping * torch.diag(diag), -grad_f)
+            x_new = project(x + step)
             r_new, jac_new = residual(x_new)
             cost_new = float(r_new @ r_new + lin @ x_new)
             if cost_new < cost:
@@ -311,12 +321,6 @@ def levenberg_marquardt(residual: Callable[[torch.Tensor], tuple[torch.Tensor, t
         else:
             break
     return x
-
-
-def with_jacfwd(residual: Callable[[torch.Tensor], torch.Tensor]
-                ) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Wrap a residual function ``x → r`` as ``x → (r, ∂r/∂x)`` by forward-mode autodiff."""
-    return lambda x: (residual(x), torch.func.jacfwd(residual)(x))
 
 
 def landmark_residuals(rows: LandmarkRows, camera: PerspectiveCamera, p: dict[str, torch.Tensor],
