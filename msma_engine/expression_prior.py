@@ -211,7 +211,8 @@ def eye_look_from_iris(points: np.ndarray, dead_zone: float = 0.12, at_one_h: fl
 
     Per eye, the iris centre is expressed in the eye's frame: ``h`` along the corner axis
     (positive towards the outer corner) and ``v`` across it (positive up in the image),
-    both in units of half the corner-to-corner width. A weight is ``(|h| − dead_zone) /
+    both in units of half the corner-to-corner width; the two eyes are averaged into one
+    gaze (eyes turn together; vergence is ignored). A weight is ``(|h| − dead_zone) /
     (at_one_h − dead_zone)`` clipped to [0, 1] (``v`` alike), so a centred iris gives all
     zeros and no antagonist pair can be on together. The dead zone absorbs the detector's
     jitter and the iris' natural offset from the corner line; the scale (0.5 half-widths
@@ -227,7 +228,7 @@ def eye_look_from_iris(points: np.ndarray, dead_zone: float = 0.12, at_one_h: fl
     p = np.asarray(points, dtype=np.float64)
     if p.shape[0] != 478:
         raise ShapeError(f"eye look needs the 478 Face Mesh points with iris, got {p.shape}")
-    out = {}
+    hv = {}
     for side, iris in (("Right", IRIS_RIGHT), ("Left", IRIS_LEFT)):
         outer, inner = p[EYE_CORNERS[side[0]][0], :2], p[EYE_CORNERS[side[0]][1], :2]
         half = 0.5 * np.linalg.norm(outer - inner)
@@ -236,8 +237,13 @@ def eye_look_from_iris(points: np.ndarray, dead_zone: float = 0.12, at_one_h: fl
         if n[1] > 0:  # image y grows downwards: make n point up
             n = -n
         d = p[iris[0], :2] - 0.5 * (outer + inner)
-        h, v = float(d @ u) / max(half, 1e-9), float(d @ n) / max(half, 1e-9)
-        ramp = lambda x, one: float(np.clip((abs(x) - dead_zone) / (one - dead_zone), 0.0, 1.0))  # noqa: E731
+        hv[side] = (float(d @ u) / max(half, 1e-9), float(d @ n) / max(half, 1e-9))
+    # The eyes turn together: one gaze (towards the subject's right = right eye out, left eye in).
+    h_right = 0.5 * (hv["Right"][0] - hv["Left"][0])
+    v = 0.5 * (hv["Right"][1] + hv["Left"][1])
+    ramp = lambda x, one: float(np.clip((abs(x) - dead_zone) / (one - dead_zone), 0.0, 1.0))  # noqa: E731
+    out = {}
+    for side, h in (("Right", h_right), ("Left", -h_right)):
         out[f"eyeLookOut{side}"] = ramp(h, at_one_h) if h > 0 else 0.0
         out[f"eyeLookIn{side}"] = ramp(h, at_one_h) if h < 0 else 0.0
         out[f"eyeLookUp{side}"] = ramp(v, at_one_v) if v > 0 else 0.0
