@@ -50,7 +50,7 @@ def build_parser(prog: str = "msma") -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="a .blend/.glb/.fbx file for everything, or a folder for one file per photo")
     p.add_argument("--format", choices=FORMATS, help="file format when OUT is a folder (default: blend)")
-    p.add_argument("--fit", choices=("default", "fast", "high", "none"), default="default",
+    p.add_argument("--fit", choices=("default", "fast", "none"), default="default",
                    help="test-time fitting quality ('none': network only)")
     p.add_argument("--texture-size", type=int, default=1024, metavar="PX", help="albedo texture side (64-4096)")
     p.add_argument("--face", default="largest", metavar="WHICH",

@@ -18,7 +18,6 @@ SOURCE_ITEMS = [
 FIT_ITEMS = [
     ("default", "Default", "Network prediction refined by a short landmark/photometric fit"),
     ("fast", "Fast", "A few fitting steps"),
-    ("high", "High", "A longer fit: slower, closer to the photo"),
     ("none", "Network Only", "The network's prediction without fitting"),
 ]
 TEXTURE_ITEMS = [(s, s, f"{s}×{s} pixels albedo texture") for s in ("256", "512", "1024", "2048")]

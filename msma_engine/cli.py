@@ -3,7 +3,7 @@
 Commands::
 
     python -m msma_engine reconstruct PHOTO|FOLDER [...] -o OUT [--model NPZ] [--weights PT]
-        [--fit fast|default|high|none] [--texture-size N] [--face largest|all|N] [--force]
+        [--fit fast|default|none] [--texture-size N] [--face largest|all|N] [--force]
     python -m msma_engine convert-bfm ...      (see msma_engine.cli_convert)
 
 ``reconstruct`` writes, per face, into OUT:
@@ -73,7 +73,7 @@ def add_reconstruct_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output folder (created)")
     p.add_argument("--model", type=Path, metavar="NPZ", help="face-model file (default: the shipped head)")
     p.add_argument("--weights", type=Path, metavar="PT", help="network weights (default: none, fit the mean face)")
-    p.add_argument("--fit", choices=("fast", "default", "high", "none"), default="default",
+    p.add_argument("--fit", choices=("fast", "default", "none"), default="default",
                    help="test-time fitting quality (default: %(default)s)")
     p.add_argument("--texture-size", type=_texture_size, default=1024, metavar="N",
                    help="albedo texture side in texels, 64-4096 (default: %(default)s)")

@@ -52,7 +52,7 @@ __all__ = ["reconstruct", "Reconstructor", "FitQuality", "FaceChoice"]
 
 logger = logging.getLogger(__name__)
 
-FitQuality = Literal["fast", "default", "high"] | None
+FitQuality = Literal["fast", "default"] | None
 FaceChoice = Literal["largest", "only", "all"] | int
 
 # Without fitting, only the landmark-free closed-form light solve runs (the pose comes from
@@ -317,7 +317,7 @@ def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path
         image: file path or ``(H, W, 3)`` uint8 RGB array.
         model: face model (object or ``.npz`` path); None = the shipped default head.
         weights: network weights; None = start from the mean face.
-        fit: ``"fast"``, ``"default"``, ``"high"`` or None (no test-time fitting).
+        fit: ``"fast"``, ``"default"`` or None (no test-time fitting).
         texture_size: albedo texture side in texels (default 1024).
         face: ``"largest"``, ``"only"``, ``"all"`` or a face number (left to right).
         device: ``"cpu"`` or a CUDA device.

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="'synthetic' (hold-out), 'astronaut' (scikit-image photo) and/or photo folders")
     p.add_argument("--n", type=int, default=64, help="synthetic hold-out size")
     p.add_argument("--seed", type=int, default=1_000_003, help="synthetic hold-out seed")
-    p.add_argument("--fit", default=None, choices=["fast", "default", "high"],
+    p.add_argument("--fit", default=None, choices=["fast", "default"],
                    help="also report the synthetic hold-out after test-time fitting")
     p.add_argument("--label", default=None, help="model column label")
     p.add_argument("--reference", action="store_true",
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="prediction root: <out>/<subject>/<challenge>/<name>.obj|.npy")
     p.add_argument("--weights", default=None, help="network weights (default: start from the mean face)")
     p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
-    p.add_argument("--fit", default="default", choices=["fast", "default", "high", "none"],
+    p.add_argument("--fit", default="default", choices=["fast", "default", "none"],
                    help="test-time fitting quality")
     p.add_argument("--unit", default="m", choices=["m", "mm"], help="unit of the written meshes and landmarks")
     p.add_argument("--device", default="cpu")

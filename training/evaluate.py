@@ -143,7 +143,7 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
         cfg: generator settings; None = the shipped defaults.
         batch_size: images per forward pass.
         fit: also evaluate after test-time fitting with this quality preset (``"fast"``,
-            ``"default"``, ``"high"``), fitted to the ground-truth 2D landmarks.
+            ``"default"``), fitted to the ground-truth 2D landmarks.
         name: row label.
 
     Returns:
