@@ -53,11 +53,10 @@ from torch import nn
 from msma_engine.camera import PerspectiveCamera
 from msma_engine.dense_landmarks import N_DENSE, OVAL, RegionWeights, contour_normals, point_weights, surface_points
 from msma_engine.errors import ShapeError
-from msma_engine.expression_prior import EYE_LOOK, ExpressionPrior, PriorWeights, eye_look_from_iris
+from msma_engine.expression_prior import ExpressionPrior, PriorWeights, eye_look_from_iris
 from msma_engine.face_model import FaceModel, FaceOutput
 from msma_engine.geometry import euler_to_rotation, rotation_to_euler
 from msma_engine.losses import (
-    coefficient_regularisation,
     gamma_regularisation,
     inter_ocular_distance,
     landmark_nme,
@@ -130,9 +129,9 @@ class FitConfig:
     w_tex: float = 1.7e-2
     reg_scale: float = 0.03
     prior_scale: float = 1.0
-    prior: PriorWeights = PriorWeights()
+    prior: PriorWeights = field(default_factory=PriorWeights)
     dense: bool = True
-    regions: RegionWeights = RegionWeights()
+    regions: RegionWeights = field(default_factory=RegionWeights)
     inner_mouth_weight: float = 1.0
     photo_geometry: bool = False
 

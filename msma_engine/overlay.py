@@ -166,7 +166,7 @@ def _draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, i
     for x, y in points:
         if np.isfinite(x) and np.isfinite(y):
             # Pixel centres are at +0.5 (docs/CONVENTIONS.md); cv2 draws at integer centres.
-            cv2.circle(image, (int(round(x - 0.5)), int(round(y - 0.5))), radius, color, -1, cv2.LINE_AA)
+            cv2.circle(image, (round(x - 0.5), round(y - 0.5)), radius, color, -1, cv2.LINE_AA)
 
 
 def clay_views(result: FaceResult, size: int = 384, yaws_deg: tuple[float, ...] = (0.0, 45.0, 90.0),

@@ -93,7 +93,7 @@ def test_prior_jacobian_and_terms(model):
     prior = ExpressionPrior.for_model(model)
     assert prior.arkit and len(prior.pairs) > 10 and len(prior.sym) > 10
     exp = torch.rand(model.layout.n_exp, dtype=torch.float64)
-    r, jac = prior.residuals_and_jacobian(exp, 2.0)
+    _, jac = prior.residuals_and_jacobian(exp, 2.0)
     assert torch.allclose(jac, _numeric_jacobian(lambda e: prior.residuals(e, 2.0), exp), atol=1e-6)
     # tongueOut does not move this mesh: pinned to 0. Antagonists are reported.
     t = model.expression_names.index("tongueOut")

@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from msma_engine.camera import PerspectiveCamera
 from msma_engine.dense_landmarks import N_DENSE, OVAL, region_of
@@ -318,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights": [[round(float(x), 6) for x in row] for row in w],
         "recipe": asdict(cfg),
         "detector": {"landmarks": "MediaPipeLandmarker.mesh", "mediapipe": mediapipe.__version__},
-        "renders_with_face": int(len(r.yaw_deg)),
+        "renders_with_face": len(r.yaw_deg),
         "renders_for_oval": int((np.abs(r.yaw_deg) < cfg.oval_max_yaw_deg).sum()),
         "mean_residual_iod": {"fit": round(float(np.nanmean(err_all)), 5),
                               "held_out_even_odd": round(float(np.nanmean(err_held)), 5)},
