@@ -37,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_targets import list_photos, prepare  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
-from msma_engine.dense_landmarks import IRIS_LEFT, IRIS_RIGHT, N_DENSE, N_MESH, OVAL, contour_normals  # noqa: E402
+from msma_engine.dense_landmarks import (  # noqa: E402
+    IRIS_LEFT,
+    IRIS_RIGHT,
+    N_DENSE,
+    N_MESH,
+    OVAL,
+    contour_normals,
+    region_of,
+)
 from msma_engine.expression_prior import ExpressionPrior  # noqa: E402
 from msma_engine.face_model import load_face_model  # noqa: E402
 from msma_engine.fitting import FaceFitter, FitConfig, FitTarget  # noqa: E402
@@ -62,9 +70,12 @@ def folds(n_folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(rng.permutation(pts), n_folds)
 
 
-def heldout_errors(fitter: FaceFitter, target: FitTarget, fold_list: list[np.ndarray], use_folds: bool
-                   ) -> tuple[float, float]:
-    """Mean held-out error (IOD) over the folds: (non-oval points, oval points along the normal)."""
+def heldout_errors(fitter: FaceFitter, target: FitTarget, fold_list: list[np.ndarray], use_folds: bool,
+                   per_point: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean held-out error (IOD) over the folds: (non-oval points, oval points along the normal).
+
+    ``per_point`` ``(478,)``, if given, receives each held-out point's error (oval: along the normal).
+    """
     dense = target.dense[0].double()
     iod = float((target.landmarks[0, 45] - target.landmarks[0, 36]).norm())
     normals = torch.as_tensor(contour_normals(dense.numpy()))
@@ -83,11 +94,17 @@ def heldout_errors(fitter: FaceFitter, target: FitTarget, fold_list: list[np.nda
             pred = _dense_points(fitter, coeffs)[0].double()
         d = pred - dense
         is_oval = np.isin(fold, oval)
-        inner.append(d[fold[~is_oval]].norm(dim=-1).mean().item() / iod)
+        e_in = d[fold[~is_oval]].norm(dim=-1).numpy() / iod
+        inner.append(float(e_in.mean()))
         o = fold[is_oval]
+        e_out = np.zeros(0)
         if len(o):
             rows = [OVAL.index(int(k)) for k in o]
-            outer.append((d[o] * normals[rows]).sum(-1).abs().mean().item() / iod)
+            e_out = (d[o] * normals[rows]).sum(-1).abs().numpy() / iod
+            outer.append(float(e_out.mean()))
+        if per_point is not None:
+            per_point[fold[~is_oval]] = e_in
+            per_point[o] = e_out
     return float(np.mean(inner)), float(np.mean(outer)) if outer else float("nan")
 
 
@@ -114,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown configs {sorted(unknown)}; known: {sorted(fitters)}")
     fold_list = folds(args.folds, args.seed)
     photos = list_photos(args.n, args.seed)
-    rows = {n: {"inner": [], "oval": [], "time": []} for n in names}
+    rows = {n: {"inner": [], "oval": [], "time": [], "points": []} for n in names}
     used = 0
     t0 = time.perf_counter()
     for path in photos:
@@ -124,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         used += 1
         for n in names:
             t = time.perf_counter()
-            inner, outer = heldout_errors(fitters[n], pt.target, fold_list, use_folds=fitters[n].config.dense)
+            per_point = np.full(N_DENSE, np.nan)
+            inner, outer = heldout_errors(fitters[n], pt.target, fold_list, use_folds=fitters[n].config.dense,
+                                          per_point=per_point)
+            rows[n]["points"].append(per_point)
             rows[n]["time"].append((time.perf_counter() - t) / args.folds)
             rows[n]["inner"].append(inner)
             rows[n]["oval"].append(outer)
@@ -142,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         rel = "" if n == names[0] else f" ({(m / base - 1) * 100:+.1f} %)"
         print(f"| {n} | {m:.4f}{rel} | {np.median(r['inner']):.4f} | {np.nanmean(r['oval']):.4f} | "
               f"{np.mean(r['time']):.3f} |")
+    regions = region_of()
+    shown = ["lips_outer", "lips_inner", "eyelids", "brows", "nose", "interior", "oval"]
+    print("\nBy region (mean held-out error, IOD; oval along the normal):\n")
+    print("| fit | " + " | ".join(shown) + " |")
+    print("|---|" + "---|" * len(shown))
+    for n in names:
+        pts = np.nanmean(np.asarray(rows[n]["points"])[:, :N_MESH], axis=0)
+        print(f"| {n} | " + " | ".join(f"{np.nanmean(pts[regions[:N_MESH] == g]):.4f}" for g in shown) + " |")
     return 0
 
 
