@@ -718,21 +718,17 @@ class FaceFitter:
 
         final = coeffs().detach()
         with torch.no_grad():
-            fit_nme = float(landmark_nme(m(final).landmarks_2d, lm_t)[0])
-            p64 = {k: v.double() for k, v in vars(layout.split(final)).items()}
-            pred = rows[torch.float64].project(m.camera, p64["id"], p64["exp"], p64["angles"], p64["trans"])[0]
-            used = w > 0
-            pts_nme = float(((pred - pts_t).norm(dim=-1)[used]).mean() / iod64[0])
-        metrics = {
-            "landmark_nme_start": start_nme,
-            "landmark_nme_fit": fit_nme,
-            "dense_nme_fit" if oval is not None else "landmark_nme_fit_weighted": pts_nme,
-            "photometric_start": photo_start,
-            "photometric_fit": self._photo_error(final, image, valid, size),
-        }
+            metrics = {"landmark_nme_start": start_nme,
+                       "landmark_nme_fit": float(landmark_nme(m(final).landmarks_2d, lm_t)[0])}
+            if oval is not None:  # dense: the error on the points the fit used
+                p64 = {k: v.double() for k, v in vars(layout.split(final)).items()}
+                pred = rows[torch.float64].project(m.camera, p64["id"], p64["exp"], p64["angles"], p64["trans"])[0]
+                metrics["dense_nme_fit"] = float((pred - pts_t).norm(dim=-1)[w > 0].mean() / iod64[0])
+        metrics["photometric_start"] = photo_start
+        metrics["photometric_fit"] = self._photo_error(final, image, valid, size)
         timings["fit"] = time.perf_counter() - t0
         logger.info("fit: landmark NME %.4f -> %.4f, photometric %.4f -> %.4f in %.2fs",
-                    start_nme, fit_nme, metrics["photometric_start"], metrics["photometric_fit"], timings["fit"])
+                    start_nme, metrics["landmark_nme_fit"], metrics["photometric_start"], metrics["photometric_fit"], timings["fit"])
         return FitOutput(coeffs=final, metrics=metrics, timings=timings)
 
     def _solve_landmarks(self, state: dict[str, torch.Tensor], keys: tuple[str, ...], lm_residual: Callable,
