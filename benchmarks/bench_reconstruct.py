@@ -97,7 +97,7 @@ def main() -> None:
                            torch.as_tensor(crop.warp(np.ones(px.shape[:2], np.float32)))[None, None])
         fit_times = {}
         coeffs = None
-        for q in ("fast", "default", "high"):
+        for q in ("fast", "default"):
             t_fit, out = _best(lambda: FaceFitter(rec.model, q, ctx=rec.ctx).fit(target), args.repeat)
             fit_times[q] = t_fit
             m = out.metrics
@@ -110,14 +110,14 @@ def main() -> None:
         t_nofit, c_nofit, _ = _best_with_cpu(lambda: rec.reconstruct(img, fit=None, texture_size=1024), args.repeat)
         h, w = px.shape[:2]
         rows.append(f"| {name} ({w}×{h}) | {t_det * 1e3:.0f} | {t_reg * 1e3:.0f} | {fit_times['fast']:.2f} | "
-                    f"{fit_times['default']:.2f} | {fit_times['high']:.2f} | {t_bake:.2f} | {t_full:.2f} ({c_full:.2f}) | "
+                    f"{fit_times['default']:.2f} | {t_bake:.2f} | {t_full:.2f} ({c_full:.2f}) | "
                     f"{t_nofit:.2f} ({c_nofit:.2f}) |")
 
     print(f"Machine: {_machine()}\n")
     print(f"Best of {args.repeat} runs, wall clock; in brackets the process CPU time of the whole reconstruct.\n")
-    print("| photo | detect+lm68 ms | regress ms | fit fast s | fit default s | fit high s | bake 1024² s "
+    print("| photo | detect+lm68 ms | regress ms | fit fast s | fit default s | bake 1024² s "
           "| total default s (CPU s) | total no-fit s (CPU s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print("\nLandmark error (fraction of inter-ocular distance, vs the 68-point detector) and photometric "
           "error (mean RGB L2 per skin pixel), start → fitted:\n")

@@ -28,7 +28,7 @@ class JobRequest:
     Attributes:
         images: photos (or frames, in order).
         settings: engine set-up (model, weights, device).
-        fit: ``"default"``, ``"fast"``, ``"high"`` or None (network only).
+        fit: ``"default"``, ``"fast"`` or None (network only).
         texture_size: albedo texture size in pixels.
         face: ``"largest"`` or ``"all"``.
         animation: frames of one sequence (keep the largest face of each).

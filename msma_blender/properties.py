@@ -19,7 +19,6 @@ FIT_ITEMS = [
     ("default", "Default", "The start point (network prediction with weights, else the mean face posed on the "
                            "landmarks) refined by a short landmark/photometric fit"),
     ("fast", "Fast", "A few fitting steps"),
-    ("high", "High", "A longer fit: slower, closer to the photo"),
     ("none", "No Fitting", "The start point only: the network's prediction with weights, else the mean face "
                            "posed on the landmarks"),
 ]

@@ -3,7 +3,7 @@
 Commands::
 
     python -m msma_engine reconstruct PHOTO|FOLDER [...] -o OUT [--model NPZ] [--weights PT]
-        [--fit fast|default|high|none] [--texture-size N] [--face largest|only|all|N] [--force]
+        [--fit fast|default|none] [--texture-size N] [--face largest|only|all|N] [--force]
     python -m msma_engine convert-bfm ...      (see msma_engine.cli_convert)
 
 ``reconstruct`` writes, per face, into OUT:

@@ -59,7 +59,7 @@ class ExitCode(enum.IntEnum):
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 """File types picked up from a folder (files named explicitly are tried whatever their suffix)."""
 
-FIT_CHOICES = ("fast", "default", "high", "none")
+FIT_CHOICES = ("fast", "default", "none")
 """``--fit`` values; ``"none"`` means no test-time fitting (see :func:`resolve_fit`)."""
 
 

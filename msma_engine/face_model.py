@@ -154,6 +154,10 @@ class FaceModel(nn.Module):
             "part": np.asarray(data.interior_part, np.int32),
             "part_names": list(data.interior_part_names),
         }
+        # Optional dense (478-point Face Mesh) correspondence; None for models without one.
+        dense = data.dense_landmark_vertices is not None
+        self.register_buffer("dense_landmark_vertices", i64(data.dense_landmark_vertices) if dense else None)
+        self.register_buffer("dense_landmark_weights", f32(data.dense_landmark_weights) if dense else None)
 
     @property
     def n_vertices(self) -> int:

@@ -31,21 +31,24 @@ metadata               () str              JSON: source, licence, build recipe, 
 
 Optional keys (absent in models that lack them, e.g. BFM09; P polygons, Vi interior vertices):
 
-=====================  ==================  =========================================
-polygons               (P, 4) int32        the source polygons (quads, or triangles padded
-                                           with -1), counter-clockwise seen from outside;
-                                           ``triangles`` must equal
-                                           :func:`triangulate_polygons` of them
-uv_polygons            (P, 4) int32        indices into ``uv_coords``, -1 where ``polygons`` is
-source_index           (V,) int32          vertex of the source mesh each vertex came from
-                                           (MakeHuman base mesh for the default head)
-interior_mean_shape    (Vi, 3) float32     mouth interior (teeth, tongue) at the mean identity
-interior_id_basis      (Kid, Vi, 3) f32    interior displacement per identity coefficient
-interior_exp_basis     (Kexp, Vi, 3) f32   interior displacement per expression coefficient
-interior_polygons      (Pi, 4) int32       interior polygons, -1 padded, CCW outward
-interior_part          (Pi,) int32         index into ``interior_part_names`` per polygon
-interior_part_names    (n,) str            e.g. ``upper_teeth``, ``lower_teeth``, ``tongue``
-=====================  ==================  =========================================
+=======================  ==================  =========================================
+polygons                 (P, 4) int32        the source polygons (quads, or triangles padded
+                                             with -1), counter-clockwise seen from outside;
+                                             ``triangles`` must equal
+                                             :func:`triangulate_polygons` of them
+uv_polygons              (P, 4) int32        indices into ``uv_coords``, -1 where ``polygons`` is
+source_index             (V,) int32          vertex of the source mesh each vertex came from
+                                             (MakeHuman base mesh for the default head)
+interior_mean_shape      (Vi, 3) float32     mouth interior (teeth, tongue) at the mean identity
+interior_id_basis        (Kid, Vi, 3) f32    interior displacement per identity coefficient
+interior_exp_basis       (Kexp, Vi, 3) f32   interior displacement per expression coefficient
+interior_polygons        (Pi, 4) int32       interior polygons, -1 padded, CCW outward
+interior_part            (Pi,) int32         index into ``interior_part_names`` per polygon
+interior_part_names      (n,) str            e.g. ``upper_teeth``, ``lower_teeth``, ``tongue``
+dense_landmark_vertices  (478, 3) int32      vertices of the surface point under each
+                                             MediaPipe Face Mesh point (468 + 10 iris)
+dense_landmark_weights   (478, 3) float32    its barycentric weights (rows sum to 1)
+=======================  ==================  =========================================
 
 Texture-space albedo arrays are stored with row 0 at the top of the texture
 (see docs/CONVENTIONS.md). Sizes are checked on load; any inconsistency raises
@@ -72,6 +75,7 @@ log = logging.getLogger(__name__)
 FORMAT = "msma-face-model"
 VERSION = 1
 N_LANDMARKS = 68
+N_DENSE_LANDMARKS = 478
 
 
 def triangulate_polygons(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +135,8 @@ class FaceModelData:
     @property
     def has_interior(self) -> bool:
         return self.interior_mean_shape is not None
+    dense_landmark_vertices: np.ndarray | None = None
+    dense_landmark_weights: np.ndarray | None = None
 
     @property
     def n_vertices(self) -> int:
@@ -211,6 +217,18 @@ class FaceModelData:
             fail(f"skin_mask must be ({v},), got {self.skin_mask.shape}")
         if self.face_region.shape != (v,):
             fail(f"face_region must be ({v},), got {self.face_region.shape}")
+        dv, dw = self.dense_landmark_vertices, self.dense_landmark_weights
+        if (dv is None) != (dw is None):
+            fail("dense_landmark_vertices and dense_landmark_weights must be given together")
+        if dv is not None:
+            shape = (N_DENSE_LANDMARKS, 3)
+            if dv.shape != shape or dw.shape != shape:
+                fail(f"dense_landmark_vertices/weights must be {shape}, got {dv.shape} and {dw.shape}")
+            if dv.min() < 0 or dv.max() >= v:
+                fail(f"dense_landmark_vertices outside [0, {v}): range {dv.min()}..{dv.max()}")
+            if not np.allclose(dw.sum(axis=1), 1.0, atol=1e-4) or dw.min() < -1e-6:
+                fail(f"dense_landmark_weights rows must be non-negative and sum to 1, got sums "
+                     f"{dw.sum(axis=1).min():.5f}..{dw.sum(axis=1).max():.5f}")
         if self.units != "metre":
             fail(f"units must be 'metre', got {self.units!r}")
         for key in ("mean_shape", "id_basis", "exp_basis", "albedo_mean", "albedo_basis", "uv_coords"):
@@ -271,12 +289,12 @@ _ARRAY_KEYS = (
 )
 _OPTIONAL_KEYS = (
     "polygons", "uv_polygons", "source_index", "interior_mean_shape", "interior_id_basis", "interior_exp_basis",
-    "interior_polygons", "interior_part",
+    "interior_polygons", "interior_part", "dense_landmark_vertices", "dense_landmark_weights",
 )
 _DTYPES = {
     "triangles": np.int32, "uv_triangles": np.int32, "landmark_indices": np.int32,
     "face_region": np.bool_, "polygons": np.int32, "uv_polygons": np.int32, "source_index": np.int32,
-    "interior_polygons": np.int32, "interior_part": np.int32,
+    "interior_polygons": np.int32, "interior_part": np.int32, "dense_landmark_vertices": np.int32,
 }
 
 

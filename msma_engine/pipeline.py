@@ -1,6 +1,7 @@
 """Photo → :class:`~msma_engine.result.FaceResult`: the engine's main pipeline.
 
-    load image → detect faces → pick face(s) → 68 landmarks → align to the 224 crop
+    load image → detect faces → pick face(s) → 68 landmarks (+ the 478 dense Face Mesh
+    points when the model has a dense correspondence) → align to the 224 crop
     (5-point template from the model's mean landmarks) → network regression (with weights)
     or the mean face posed from the landmarks → test-time fitting → texture baking →
     FaceResult (photo-space landmarks and camera through the crop's inverse).
@@ -30,8 +31,16 @@ import torch
 
 from msma_engine.align import CropTransform, align_crop, template_from_landmarks68
 from msma_engine.baking import TextureBaker
-from msma_engine.detect import MIN_FACE_SIZE, FaceDetection, detect_faces, five_from_68, landmarks68, pick_face
-from msma_engine.errors import ShapeError
+from msma_engine.detect import (
+    MIN_FACE_SIZE,
+    FaceDetection,
+    detect_faces,
+    five_from_68,
+    get_landmarker,
+    landmarks68,
+    pick_face,
+)
+from msma_engine.errors import BackendUnavailableError, NoFaceError, ShapeError
 from msma_engine.eyes import eyeballs_for, iris_color_from_photo
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.fitting import QUALITY_PRESETS, FaceFitter, FitConfig, FitTarget
@@ -45,7 +54,7 @@ __all__ = ["reconstruct", "Reconstructor", "FitQuality", "FaceChoice"]
 
 logger = logging.getLogger(__name__)
 
-FitQuality = Literal["fast", "default", "high"] | None
+FitQuality = Literal["fast", "default"] | None
 FaceChoice = Literal["largest", "only", "all"] | int
 
 # Without fitting, only the landmark-free closed-form light solve runs (the pose comes from
@@ -95,6 +104,27 @@ class Reconstructor:
         self.template = template_from_landmarks68(lm3d)
         self.baker = TextureBaker(self.model, ctx=self.ctx)
         self._fitters: dict[str, FaceFitter] = {}
+
+    def _landmarks(self, pixels: np.ndarray, detection: FaceDetection, fit: FitQuality
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(68, 2)`` landmarks and, when the fit can use them, the ``(478, 2)`` dense points.
+
+        The dense points come from Face Mesh (:meth:`MediaPipeLandmarker.mesh`); when the
+        68-point landmarker is Face Mesh too, the 68 are taken from the same mesh.
+        """
+        dense = None
+        wants_dense = fit is not None and self._fitter(fit).config.dense and self._fitter(fit).has_dense
+        if wants_dense:
+            try:
+                from msma_engine.detect.mediapipe_mesh import MediaPipeLandmarker, mesh_to_ibug68
+
+                mesh = get_landmarker("mediapipe").mesh(pixels, detection)[:, :2]
+                dense = mesh
+                if isinstance(get_landmarker(self.landmarker), MediaPipeLandmarker):
+                    return mesh_to_ibug68(mesh), dense
+            except (BackendUnavailableError, NoFaceError) as exc:
+                logger.warning("no dense Face Mesh points (%s); fitting the 68 landmarks only", exc)
+        return landmarks68(pixels, detection, self.landmarker).points, dense
 
     def _fitter(self, fit: FitQuality) -> FaceFitter:
         key = "none" if fit is None else fit
@@ -155,7 +185,7 @@ class Reconstructor:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         pixels = loaded.pixels
-        lm = landmarks68(pixels, detection, self.landmarker).points
+        lm, dense = self._landmarks(pixels, detection, fit)
         check_face_plausible(pixels, detection, lm, self.detector, loaded.name)  # e.g. an upside-down photo
         timings["landmarks"] = time.perf_counter() - t0
 
@@ -177,13 +207,14 @@ class Reconstructor:
             image=torch.as_tensor(crop_img, dtype=torch.float32, device=dev).permute(2, 0, 1)[None] / 255.0,
             landmarks=torch.as_tensor(lm_crop, dtype=torch.float32, device=dev)[None],
             valid=torch.as_tensor(valid, dtype=torch.float32, device=dev)[None, None],
+            dense=None if dense is None else torch.as_tensor(crop.apply(dense), dtype=torch.float32, device=dev)[None],
         )
         fitted = self._fitter(fit).fit(target, init=init, rigid_init=init is None)
         coeffs = fitted.coeffs
         timings["fit"] = time.perf_counter() - t3
 
         t4 = time.perf_counter()
-        baked = self.baker.bake(coeffs, pixels, crop, texture_size)
+        baked = self.baker.bake(coeffs, pixels, crop, texture_size, dense_landmarks=dense)
         timings["bake"] = time.perf_counter() - t4
         timings.update({k: v for k, v in fitted.timings.items() if k != "fit"})
         timings.update({k: v for k, v in baked.timings.items() if k != "bake"})
@@ -192,10 +223,16 @@ class Reconstructor:
         metrics["texture_coverage"] = baked.coverage
         metrics["texture_mirrored"] = baked.mirrored
         metrics["texture_seam"] = baked.seam
-        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics)
+        dense_pair = None
+        if dense is not None:
+            with torch.no_grad():
+                fitted_dense = self._fitter(fit).dense_points(coeffs)[0].cpu().double().numpy()
+            dense_pair = (np.asarray(dense, dtype=np.float64), crop.inverse(fitted_dense))
+        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics, dense_pair)
 
     def _result(self, loaded: LoadedImage, index: int, det: FaceDetection, lm: np.ndarray, crop: CropTransform,
-                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict) -> FaceResult:
+                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict,
+                dense: tuple[np.ndarray, np.ndarray] | None = None) -> FaceResult:
         m = self.model
         with torch.no_grad():
             out = m(coeffs)
@@ -211,7 +248,7 @@ class Reconstructor:
                                 distance=float(cam.distance))
         np_ = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
         neutral_np = np_(neutral).astype(np.float32)
-        eyes = eyeballs_for(m, neutral_np, iris_color_from_photo(loaded.pixels, lm))
+        eyes = eyeballs_for(m, neutral_np, iris_color_from_photo(loaded.pixels, lm if dense is None else dense[0]))
         return FaceResult(
             image_path=str(loaded.path) if loaded.path is not None else None,
             face_index=int(index),
@@ -242,6 +279,8 @@ class Reconstructor:
             polygons=m.polygons,
             uv_polygons=m.uv_polygons,
             mouth=mouth_interior_for(m, np_(c.id)),
+            detected_dense=None if dense is None else dense[0],
+            landmarks_dense=None if dense is None else dense[1],
         )
 
 
@@ -284,7 +323,7 @@ def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path
         image: file path or ``(H, W, 3)`` uint8 RGB array.
         model: face model (object or ``.npz`` path); None = the shipped default head.
         weights: network weights; None = start from the mean face.
-        fit: ``"fast"``, ``"default"``, ``"high"`` or None (no test-time fitting).
+        fit: ``"fast"``, ``"default"`` or None (no test-time fitting).
         texture_size: albedo texture side in texels (default 1024).
         face: ``"largest"``, ``"only"``, ``"all"`` or a face number (left to right).
         device: ``"cpu"`` or a CUDA device.

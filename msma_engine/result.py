@@ -75,6 +75,9 @@ class FaceResult:
         uv_polygons: ``(P, 4)`` or None.
         mouth: teeth and tongue of this identity (:class:`msma_engine.mouth.MouthInterior`), or
             None for models without a mouth interior (BFM09).
+        detected_dense: ``(478, 2)`` Face Mesh points in photo pixels, or None when the fit
+            used the 68 landmarks only.
+        landmarks_dense: ``(478, 2)`` the fitted model's dense points in photo pixels, or None.
     """
 
     image_path: str | None
@@ -106,3 +109,5 @@ class FaceResult:
     polygons: np.ndarray | None = None
     uv_polygons: np.ndarray | None = None
     mouth: MouthInterior | None = None
+    detected_dense: np.ndarray | None = None
+    landmarks_dense: np.ndarray | None = None

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path(tempfile.gettempdir()) / "msma_render_sheet")
     parser.add_argument("--size", type=int, default=320, help="tile side in pixels")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples")
-    parser.add_argument("--fit", default="default", choices=["none", "fast", "default", "high"])
+    parser.add_argument("--fit", default="default", choices=["none", "fast", "default"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PIL import Image

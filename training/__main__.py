@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="'synthetic' (hold-out), 'astronaut' (scikit-image photo) and/or photo folders")
     p.add_argument("--n", type=int, default=64, help="synthetic hold-out size")
     p.add_argument("--seed", type=int, default=1_000_003, help="synthetic hold-out seed")
-    p.add_argument("--fit", default=None, choices=["fast", "default", "high"],
+    p.add_argument("--fit", default=None, choices=["fast", "default"],
                    help="also report the synthetic hold-out after test-time fitting")
     p.add_argument("--label", default=None, help="model column label")
     p.add_argument("--reference", action="store_true",

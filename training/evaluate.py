@@ -31,6 +31,7 @@ from training.data.synthetic import SyntheticFaces
 from training.metrics import aligned_vertex_error_mm, landmark_nme, masked_psnr, masked_ssim
 
 __all__ = ["EvalResult", "MeanFace", "predict", "rerender", "evaluate_synthetic", "evaluate_photos", "skin_hull_mask",
+           "expression_recovery",
            "load_photo_folder", "markdown_table", "IMAGE_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,26 @@ def _image_metrics(model: FaceModel, coeffs: torch.Tensor, images: torch.Tensor,
     return {"psnr": masked_psnr(composite, images, mask), "ssim": masked_ssim(composite, images, mask)}
 
 
+def expression_recovery(pred: np.ndarray, truth: np.ndarray, phantom_at: float = 0.2) -> tuple[float, float]:
+    """Expression recovery of one sample: (MAE on the active units, share of phantom units).
+
+    Args:
+        pred, truth: ``(K,)`` expression weights (fitted and true).
+        phantom_at: an inactive unit (true weight 0) fitted above this is a phantom.
+
+    Returns:
+        Mean absolute error over the units with a true weight > 0 (NaN when none is active)
+        and the fraction of the inactive units that are phantoms.
+    """
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    if pred.shape != truth.shape or pred.ndim != 1:
+        raise ValueError(f"expression weights must both be (K,), got {pred.shape} and {truth.shape}")
+    active = truth > 0
+    mae = float(np.abs(pred[active] - truth[active]).mean()) if active.any() else float("nan")
+    phantom = float((pred[~active] > phantom_at).mean()) if (~active).any() else 0.0
+    return mae, phantom
+
+
 def _mean(values: list[float]) -> float:
     """Mean ignoring NaN (an empty mask); +inf (a perfect PSNR) is kept."""
     kept = [v for v in values if not math.isnan(v)]
@@ -122,7 +143,7 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
         cfg: generator settings; None = the shipped defaults.
         batch_size: images per forward pass.
         fit: also evaluate after test-time fitting with this quality preset (``"fast"``,
-            ``"default"``, ``"high"``), fitted to the ground-truth 2D landmarks.
+            ``"default"``), fitted to the ground-truth 2D landmarks.
         name: row label.
 
     Returns:
@@ -157,6 +178,11 @@ def evaluate_synthetic(net: CoefficientRegressor, model: FaceModel, seed: int = 
                 "nme": landmark_nme(out.landmarks_2d, batch["landmarks"]),
             }
             vals.update(_image_metrics(model, c, batch["image"], batch["mask"], ctx))
+            if model.layout.n_exp:
+                gt_exp, pred_exp = model.layout.split(batch["coeffs"]).exp, model.layout.split(c).exp
+                rec = [expression_recovery(p_.numpy(), t_.numpy()) for p_, t_ in zip(pred_exp, gt_exp)]
+                vals["exp_mae"] = torch.tensor([r[0] for r in rec])
+                vals["exp_phantom"] = torch.tensor([r[1] for r in rec])
             for m, v in vals.items():
                 rows[key].setdefault(m, []).extend(v.tolist())
     results = []
@@ -246,7 +272,8 @@ def load_photo_folder(folder: str | Path) -> list[tuple[str, np.ndarray]]:
 
 
 _COLUMNS = (("vertex_mm", "vertex error (mm) ↓", "{:.2f}"), ("nme", "landmark NME ↓", "{:.4f}"),
-            ("psnr", "masked PSNR (dB) ↑", "{:.2f}"), ("ssim", "masked SSIM ↑", "{:.3f}"))
+            ("psnr", "masked PSNR (dB) ↑", "{:.2f}"), ("ssim", "masked SSIM ↑", "{:.3f}"),
+            ("exp_mae", "expression MAE, active ↓", "{:.3f}"), ("exp_phantom", "phantom units ↓", "{:.3f}"))
 
 
 def markdown_table(results: list[EvalResult], model_label: str | list[str] | None = None) -> str:

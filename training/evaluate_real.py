@@ -241,7 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default=None, help="its cache (default: <folder>/.msma_cache)")
     p.add_argument("--weights", nargs="*", default=["none"], help="network weights to evaluate ('none' = references only)")
     p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
-    p.add_argument("--fit", default="default", choices=["fast", "default", "high"])
+    p.add_argument("--fit", default="default", choices=["fast", "default"])
     p.add_argument("--n", type=int, default=None, help="first N hold-out photos (default: all cached)")
     p.add_argument("--no-convergence", action="store_true", help="skip the LM iteration count (10 extra fits per start)")
     p.add_argument("--threads", type=int, default=0)

@@ -389,7 +389,7 @@ def predict_now(now_root: str | Path, split: str, out: str | Path, reconstructor
         split: ``"val"`` or ``"test"``.
         out: prediction root.
         reconstructor: an :class:`msma_engine.pipeline.Reconstructor`.
-        fit: test-time fitting quality (``"fast"``, ``"default"``, ``"high"``) or None.
+        fit: test-time fitting quality (``"fast"``, ``"default"``) or None.
         unit: ``"m"`` (default) or ``"mm"`` for the written meshes and landmarks.
         progress: show a tqdm progress bar.
 

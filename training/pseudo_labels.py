@@ -58,7 +58,7 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
     Args:
         folder, cache: the preprocessed photo folder and its cache (:class:`FaceFolder`).
         out: the label folder.
-        fit: fitter preset (``"fast"``, ``"default"``, ``"high"``).
+        fit: fitter preset (``"fast"`` or ``"default"``).
         model_path: face model ``.npz``; None = the shipped head.
         weights: network weights to start the fit from; None = the mean face posed by PnP.
         split: ``"train"`` (the default: labels are for training), ``"holdout"`` or ``"all"``.
@@ -143,7 +143,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folder", required=True, help="the photo folder given to `preprocess`")
     p.add_argument("--cache", default=None, help="its cache (default: <folder>/.msma_cache)")
     p.add_argument("--out", required=True, help="label folder")
-    p.add_argument("--fit", default="default", choices=["fast", "default", "high"])
+    p.add_argument("--fit", default="default", choices=["fast", "default"])
     p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
     p.add_argument("--weights", default=None, help="start the fit from this network (default: the mean face)")
     p.add_argument("--split", default="train", choices=["train", "holdout", "all"])

@@ -49,8 +49,8 @@ from training.identity import load_identity_embedder
 from training.real_losses import real_losses
 from training.losses import (
     coefficient_loss,
-    coefficient_regularization,
-    gamma_loss,
+    coefficient_regularisation,
+    gamma_regularisation,
     landmark_loss,
     landmark_weights,
     perceptual_loss,
@@ -202,7 +202,7 @@ class Trainer:
         if config.run.channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.ctx = RenderContext(config.run.render_backend if self.device.type == "cuda" else "torch")
-        self.lm_weights = landmark_weights(68, config.loss.landmark_nose, config.loss.landmark_mouth).to(self.device)
+        self.lm_weights = landmark_weights(config.loss.landmark_nose, config.loss.landmark_mouth).to(self.device)
         self.embedder = None
         if config.loss.perceptual > 0:
             try:
@@ -272,10 +272,10 @@ class Trainer:
                 composite = rend.image * face + images * (1 - face)
                 losses["perceptual"] = w.perceptual * perceptual_loss(self.embedder(composite), self.embedder(images))
         if w.regularization > 0:
-            losses["regularization"] = w.regularization * coefficient_regularization(
+            losses["regularization"] = w.regularization * coefficient_regularisation(
                 c.id, c.exp, c.tex, w.reg_id, w.reg_exp, w.reg_tex)
         if w.gamma > 0:
-            losses["gamma"] = w.gamma * gamma_loss(c.gamma)
+            losses["gamma"] = w.gamma * gamma_regularisation(c.gamma)
         if w.reflectance > 0:
             losses["reflectance"] = w.reflectance * reflectance_loss(out.vertex_albedo, fm.skin_mask)
         if w.coeff > 0 and "coeffs" in batch:

@@ -52,7 +52,7 @@ def test_bake_recovers_known_albedo(model):
     """Render the model as the 'photo' (identity crop), bake, and compare with its albedo."""
     coeffs = _coeffs(model)
     with torch.no_grad():
-        _, image, skin, _, _ = FaceFitter(model, "fast").render(coeffs, 224)
+        image = FaceFitter(model, "fast").render(coeffs, 224).image
     photo = (image[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
     crop = CropTransform(matrix=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), size=224)
     baker = TextureBaker(model, BakeSettings(photo_mask=False))  # the sphere has no face landmarks

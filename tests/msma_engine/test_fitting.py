@@ -1,4 +1,4 @@
-"""Tests for msma_engine.fitting and msma_engine.fit_losses on a synthetic 'sphere face' with known answers."""
+"""Tests for msma_engine.fitting and msma_engine.losses on a synthetic 'sphere face' with known answers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from sphere_model import make_sphere_model
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import FaceModel
-from msma_engine.fit_losses import (
+from msma_engine.losses import (
     coefficient_regularisation,
     gamma_regularisation,
     inter_ocular_distance,
@@ -66,7 +66,8 @@ def _truth(model: FaceModel) -> torch.Tensor:
 def _target(model: FaceModel, coeffs: torch.Tensor) -> FitTarget:
     fitter = FaceFitter(model, "fast")
     with torch.no_grad():
-        out, image, skin, _, _ = fitter.render(coeffs, 224)
+        r = fitter.render(coeffs, 224)
+        out, image, skin = r.output, r.image, r.skin
         background = torch.full_like(image, 0.3)
         image = image + (1 - (skin > 0).float()) * background
     return FitTarget(image=image, landmarks=out.landmarks_2d, valid=torch.ones(1, 1, 224, 224))
@@ -77,14 +78,14 @@ class TestLosses:
         p = torch.rand(2, 68, 2) * 100
         iod = inter_ocular_distance(p)
         w = landmark_weights()
-        assert float(landmark_loss(p, p, w, iod)) == 0.0
+        assert float(landmark_loss(p, p, w, normalise="iod", iod=iod)) == 0.0
         shifted = p + torch.tensor([3.0, 4.0])  # 5 px everywhere
         expected = (25.0 / iod**2).mean()
-        assert torch.allclose(landmark_loss(shifted, p, w, iod), expected)
+        assert torch.allclose(landmark_loss(shifted, p, w, normalise="iod", iod=iod), expected)
         assert torch.allclose(landmark_nme(shifted, p), 5.0 / iod)
 
     def test_weights(self):
-        w = landmark_weights(20.0)
+        w = landmark_weights(1.0, 20.0)
         assert w.shape == (68,) and float(w[60:].min()) == 20.0 and float(w[:60].max()) == 1.0
 
     def test_shape_errors(self):
@@ -111,7 +112,7 @@ class TestLosses:
         p = torch.rand(1, 68, 2, dtype=torch.float64, requires_grad=True)
         q = torch.rand(1, 68, 2, dtype=torch.float64) * 50
         w = landmark_weights(dtype=torch.float64)
-        assert torch.autograd.gradcheck(lambda x: landmark_loss(x, q, w, inter_ocular_distance(q)), (p,))
+        assert torch.autograd.gradcheck(lambda x: landmark_loss(x, q, w, normalise="iod", iod=inter_ocular_distance(q)), (p,))
         g = torch.rand(1, 27, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(gamma_regularisation, (g,))
 

@@ -9,7 +9,7 @@ import torch
 from sphere_model import make_sphere_model
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import FaceModel
-from msma_engine.overlay import DETECTED_COLOR, FITTED_COLOR, render_overlay
+from msma_engine.overlay import DETECTED_COLOR, FITTED_COLOR, clay_views, render_overlay
 from msma_engine.result import FaceResult, PhotoCamera
 
 
@@ -34,30 +34,47 @@ def _result(hw=(300, 400), albedo=(0, 0, 0)) -> FaceResult:
     )
 
 
-def test_overlay_draws_render_and_landmarks():
+def test_overlay_draws_photo_with_landmarks_beside_the_clay_render():
     res = _result(albedo=(200, 200, 200))
     photo = np.zeros((300, 400, 3), np.uint8)
     out = render_overlay(photo, res, output_size=256)
-    assert out.dtype == np.uint8 and max(out.shape[:2]) == 256
-    flat = out.reshape(-1, 3)
-    assert (np.abs(flat.astype(int) - FITTED_COLOR).sum(1) < 30).any()
-    assert (np.abs(flat.astype(int) - DETECTED_COLOR).sum(1) < 30).any()
-    # The shaded head brightens the black photo in the middle of the window.
-    h, w = out.shape[:2]
-    assert out[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].mean() > 40
+    assert out.dtype == np.uint8 and max(out.shape[0], out.shape[1] // 2) == 256
+    w = out.shape[1] // 2
+    left, right = out[:, :w], out[:, w:]
+    flat = left.reshape(-1, 3).astype(int)
+    assert (np.abs(flat - FITTED_COLOR).sum(1) < 30).any()
+    assert (np.abs(flat - DETECTED_COLOR).sum(1) < 30).any()
+    # The photo panel keeps the black photo in the middle; the clay panel shows the lit head there.
+    h = out.shape[0]
+    assert right[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].mean() > 40
+    assert left[h // 2 - 20: h // 2 - 10, 5:15].max() == 0
 
 
-def test_overlay_render_has_the_albedo_colour():
-    """The render is albedo × fitted light: a skin-coloured texture under white light stays skin-coloured."""
+def test_clay_panel_ignores_the_texture_and_the_textured_panel_shows_it():
+    """The clay panel is grey whatever the baked texture (a check of the shape, not of the photo);
+    the optional textured panel is albedo × fitted light."""
     albedo = np.array([200, 140, 110])
     res = _result(albedo=tuple(albedo))
     res.sh_coeffs[[0, 9, 18]] = 0.2  # white light, stronger than the default
-    out = render_overlay(np.zeros((300, 400, 3), np.uint8), res, alpha=1.0, output_size=256)
-    h, w = out.shape[:2]
-    centre = out[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].reshape(-1, 3).mean(0)
-    # Same chromaticity as the albedo (a grey clay render would have r ≈ g ≈ b).
-    assert np.abs(centre / centre.sum() - albedo / albedo.sum()).max() < 0.01, centre
-    assert centre.mean() > 60
+    out = render_overlay(np.zeros((300, 400, 3), np.uint8), res, alpha=1.0, output_size=256,
+                         panels=("clay", "textured"))
+    w = out.shape[1] // 2
+    h = out.shape[0]
+    clay = out[h // 2 - 5: h // 2 + 5, w // 2 - 5: w // 2 + 5].reshape(-1, 3).mean(0)
+    textured = out[h // 2 - 5: h // 2 + 5, w + w // 2 - 5: w + w // 2 + 5].reshape(-1, 3).mean(0)
+    assert np.ptp(clay) < 2 and clay.mean() > 60, clay
+    assert np.abs(textured / textured.sum() - albedo / albedo.sum()).max() < 0.01, textured
+    with pytest.raises(ValueError, match="panels"):
+        render_overlay(np.zeros((300, 400, 3), np.uint8), res, panels=("wireframe",))
+
+
+def test_clay_views_show_the_head_from_three_sides():
+    res = _result()
+    views = clay_views(res, size=64)
+    assert views.shape == (64, 192, 3)
+    for k in range(3):
+        v = views[:, 64 * k: 64 * (k + 1)]
+        assert (v[28:36, 28:36] > 60).all() and (v[:2, :2] < 60).all()
 
 
 def test_overlay_size_mismatch():

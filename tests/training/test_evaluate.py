@@ -13,7 +13,14 @@ from sphere_model import make_sphere_model
 from msma_engine.face_model import DEFAULT_MODEL_PATH, FaceModel
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces
-from training.evaluate import EvalResult, evaluate_photos, evaluate_synthetic, markdown_table, skin_hull_mask
+from training.evaluate import (
+    EvalResult,
+    evaluate_photos,
+    evaluate_synthetic,
+    expression_recovery,
+    markdown_table,
+    skin_hull_mask,
+)
 
 
 class Oracle(nn.Module):
@@ -61,8 +68,16 @@ def test_markdown_table():
             EvalResult("astronaut", 1, {"nme": 0.05, "psnr": float("nan")})]
     table = markdown_table(rows, model_label="w.pt").splitlines()
     assert table[0].startswith("| model | set | n | vertex error (mm)")
-    assert table[2] == "| w.pt | synthetic hold-out | 64 | 3.14 | 0.0312 | 25.00 | 0.800 |"
-    assert table[3] == "| w.pt | astronaut | 1 | – | 0.0500 | – | – |"
+    assert table[2] == "| w.pt | synthetic hold-out | 64 | 3.14 | 0.0312 | 25.00 | 0.800 | – | – |"
+    assert table[3] == "| w.pt | astronaut | 1 | – | 0.0500 | – | – | – | – |"
+
+
+def test_expression_recovery_counts_active_errors_and_phantoms():
+    truth = np.array([0.0, 0.5, 0.0, 0.0, 1.0])
+    pred = np.array([0.3, 0.4, 0.1, 0.0, 0.7])  # active errors 0.1, 0.3; one phantom (0.3 > 0.2) of 3
+    mae, phantom = expression_recovery(pred, truth)
+    assert mae == pytest.approx(0.2) and phantom == pytest.approx(1 / 3)
+    assert np.isnan(expression_recovery(pred, np.zeros(5))[0])
 
 
 def test_skin_hull_mask_cuts_eyes_and_mouth():

@@ -9,8 +9,8 @@ from msma_engine.errors import ShapeError
 from training.losses import (
     LossWeights,
     coefficient_loss,
-    coefficient_regularization,
-    gamma_loss,
+    coefficient_regularisation,
+    gamma_regularisation,
     landmark_loss,
     landmark_weights,
     perceptual_loss,
@@ -76,6 +76,15 @@ class TestLandmark:
         vis[0, 0] = 0
         assert landmark_loss(pred, target, visibility=vis).item() == pytest.approx(20 / 68)
 
+    def test_iod_normalisation(self):
+        p = torch.rand(2, 68, 2) * 100
+        shifted = p + torch.tensor([3.0, 4.0])  # 5 px everywhere
+        iod = (p[:, 45] - p[:, 36]).norm(dim=-1)
+        w = landmark_weights(1.0, 20.0)
+        assert torch.allclose(landmark_loss(shifted, p, w, normalise="iod"), (25.0 / iod ** 2).mean())
+        with pytest.raises(ValueError, match="normalise"):
+            landmark_loss(p, p, w, normalise="mm")
+
     def test_other_point_count_needs_weights(self):
         with pytest.raises(ShapeError, match="68-point"):
             landmark_loss(torch.zeros(1, 5, 2), torch.zeros(1, 5, 2))
@@ -83,19 +92,19 @@ class TestLandmark:
 
 
 class TestRegularisers:
-    def test_coefficient_regularization(self):
+    def test_coefficient_regularisation(self):
         ids = torch.tensor([[1.0, 2.0], [0.0, 0.0]])  # Σ = 5
         exp = torch.tensor([[1.0], [1.0]])  # Σ = 2
         tex = torch.tensor([[10.0], [0.0]])  # Σ = 100
-        value = coefficient_regularization(ids, exp, tex, 1.0, 0.8, 1.7e-2).item()
+        value = coefficient_regularisation(ids, exp, tex, 1.0, 0.8, 1.7e-2).item()
         assert value == pytest.approx((5 + 0.8 * 2 + 1.7e-2 * 100) / 2)
 
     def test_gamma_loss_zero_for_white_light(self):
         g = torch.randn(2, 9).repeat(1, 3)
-        assert gamma_loss(g).item() == pytest.approx(0.0, abs=1e-12)
+        assert gamma_regularisation(g).item() == pytest.approx(0.0, abs=1e-12)
         g = torch.zeros(1, 27)
         g[0, 0] = 3.0  # R DC differs: channel mean 1, deviations (2, -1, -1) → 6 / 27
-        assert gamma_loss(g).item() == pytest.approx(6 / 27)
+        assert gamma_regularisation(g).item() == pytest.approx(6 / 27)
 
     def test_reflectance(self):
         albedo = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [5.0, 5.0, 5.0]]])

@@ -8,6 +8,7 @@ import numpy as np
 
 from msma_engine.model_file import FaceModelData
 
+from .dense_table import DENSE_PATH, load_dense_table
 from .albedo import REGIONS, build_albedo_space, fill_uncovered, rasterize_uv
 from .landmarks import CALIBRATED_PATH, FaceFeatures, face_region_mask, load_calibrated, pick_landmarks
 from .interior import cut_interior
@@ -106,6 +107,9 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
     log.info("head mesh: %d vertices (first cut %d), %d quads, islands %s; interior %d vertices %s", n_v,
              len(first_cut.vertices), len(head.quads), head.island_names, len(interior.vertices), interior.part_names)
     mean_dm = head.vertices + ident.mean_offset[kept]
+
+    dense = load_dense_table(remap)
+    log.info("dense landmarks: %s", DENSE_PATH.name if dense is not None else "none (no table)")
 
     # Feature geometry on the mean head.
     n_isl = len(head.island_names)
@@ -206,6 +210,8 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         "landmarks": ("68 iBUG vertices calibrated to the project's detector on renders of the model "
                       f"(tools/default_head/{CALIBRATED_PATH.name})" if calibrated is not None else
                       "68 iBUG vertices picked geometrically (tools/default_head/landmarks.py)"),
+        "dense_landmarks": (f"478 MediaPipe Face Mesh points calibrated on renders of the model "
+                            f"(tools/default_head/{DENSE_PATH.name})" if dense is not None else "none"),
         "uv_islands": head.island_names,
         "uv_layout": "MakeHuman's head island rotated upright and magnified radially about the face "
                      "(uniform inside face_region); mouth cavity, eye sockets and neck in a row below",
@@ -236,6 +242,8 @@ def build_default_head(src: AnnySource, config: BuildConfig | None = None) -> Fa
         interior_polygons=interior.quads.astype(np.int32),
         interior_part=interior.part.astype(np.int32),
         interior_part_names=list(interior.part_names),
+        dense_landmark_vertices=None if dense is None else dense[0].astype(np.int32),
+        dense_landmark_weights=None if dense is None else dense[1],
     )
 
 
