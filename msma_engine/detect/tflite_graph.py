@@ -89,7 +89,10 @@ class TFLiteGraph(torch.nn.Module):
         if kind == "DEPTHWISE_CONV_2D" and tensor == op["in"][1]:
             return t.permute(3, 0, 1, 2).contiguous()  # 1HW(C*M) -> (C*M)1HW
         if kind == "PRELU" and tensor == op["in"][1]:
-            return t.reshape(1, -1, 1, 1) if t.numel() > 1 else t.reshape(1)
+            channels = self.shapes[op["in"][0]][-1]
+            if t.numel() != channels:
+                raise ModelFileError(f"{self.source}: PReLU slopes {list(t.shape)} are not one per channel ({channels})")
+            return t.reshape(channels)
         if t.dim() == 4 and t.is_floating_point():
             return _from_nhwc(t).contiguous()
         return t
@@ -119,7 +122,7 @@ class TFLiteGraph(torch.nn.Module):
                 return lambda x: act(F.max_pool2d(x, kernel, stride))
             return lambda x: act(F.max_pool2d(F.pad(x, (l, r, t, b), value=-math.inf), kernel, stride))
         if kind == "PRELU":
-            return lambda x, alpha: torch.where(x >= 0, x, x * alpha)
+            return F.prelu
         if kind == "RELU":
             return F.relu
         if kind == "ADD":
@@ -223,11 +226,11 @@ def landmarks_to_transform_matrix(landmarks: torch.Tensor, opt: dict) -> torch.T
         feature-map pixels: rotated so the left→right landmark line is horizontal,
         centred on the subset's rotated bounding box, scaled to ``scale ×`` its size.
     """
-    pts = landmarks[0, :, :2].double()
+    pts = landmarks[0, :, :2].detach().cpu().double().numpy()  # ~150 scalar steps: numpy, not torch
     left, right = pts[opt["left_rotation_idx"]], pts[opt["right_rotation_idx"]]
-    rot = opt["target_rotation_radians"] - torch.atan2(right[1] - left[1], right[0] - left[0])
-    c, s = torch.cos(rot), torch.sin(rot)
-    subset = pts[torch.as_tensor(opt["subset_idxs"], dtype=torch.long)]
+    rot = opt["target_rotation_radians"] - math.atan2(right[1] - left[1], right[0] - left[0])
+    c, s = math.cos(rot), math.sin(rot)
+    subset = pts[np.asarray(opt["subset_idxs"], dtype=np.int64)]
     rx = c * subset[:, 0] - s * subset[:, 1]
     ry = s * subset[:, 0] + c * subset[:, 1]
     w, h = rx.max() - rx.min(), ry.max() - ry.min()
@@ -237,13 +240,12 @@ def landmarks_to_transform_matrix(landmarks: torch.Tensor, opt: dict) -> torch.T
     sy = opt["scale_y"] * h / opt["output_height"]
     ox, oy = -0.5 * opt["output_width"], -0.5 * opt["output_height"]
     # shift(c) · rotate(-rot) · scale(sx, sy) · shift(-out/2), applied to column vectors.
-    m = torch.zeros(4, 4, dtype=torch.float64)
+    m = np.eye(4)
     m[0, 0], m[0, 1] = c * sx, s * sy
     m[1, 0], m[1, 1] = -s * sx, c * sy
     m[0, 3] = c * sx * ox + s * sy * oy + cx
     m[1, 3] = -s * sx * ox + c * sy * oy + cy
-    m[2, 2] = m[3, 3] = 1.0
-    return m.float()[None]
+    return torch.from_numpy(m).float()[None]
 
 
 def transform_tensor_bilinear(x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -266,7 +268,8 @@ def transform_tensor_bilinear(x: torch.Tensor, matrix: torch.Tensor, size: tuple
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
     grid = torch.stack([tx / (w - 1) * 2 - 1, ty / (h - 1) * 2 - 1], dim=-1)[None].to(x.dtype)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-    return out * inside.to(x.dtype)
+    # Channels-last like the rest of the graph (its input is a permuted NHWC tensor).
+    return (out * inside.to(x.dtype)).contiguous(memory_format=torch.channels_last)
 
 
 def transform_landmarks(landmarks: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
