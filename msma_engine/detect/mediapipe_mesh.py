@@ -51,7 +51,7 @@ from msma_engine.detect.facemesh import FaceMesh, roi_from_detection
 from msma_engine.errors import NoFaceError
 from msma_engine.image_io import to_cv2_affine
 
-__all__ = ["MP_TO_IBUG68", "MediaPipeLandmarker", "MediaPipeDetector", "mesh_to_ibug68"]
+__all__ = ["MP_TO_IBUG68", "MediaPipeLandmarker", "MediaPipeDetector", "forget_meshes", "mesh_to_ibug68"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,19 @@ _PAIRS = np.array([(ids[0], ids[-1]) for ids in MP_TO_IBUG68])
 _CROP_SCALE = 2.0
 _CROP_MAX = 512
 _MAX_FACES = 4  # MediaPipe's max_num_faces as this landmarker always set it
-_RECENT = 8  # meshes remembered per landmarker
+_RECENT = 8  # meshes remembered
+
+# The mediapipe detector meshes each face for its five points and the pipeline's landmarker
+# (another instance) then asks for the same face: recent meshes are remembered by image
+# content, box and settings, for all instances of this process.
+_RECENT_MESHES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+
+
+def forget_meshes() -> None:
+    """Forget the remembered meshes (benchmarks do, to time the work itself)."""
+    with _RECENT_LOCK:
+        _RECENT_MESHES.clear()
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
@@ -101,12 +113,9 @@ class MediaPipeLandmarker:
     name = "mediapipe"
 
     def __init__(self, min_confidence: float = 0.3) -> None:
+        self.min_confidence = float(min_confidence)
         self._detector = BlazeFace("short", min_score=min_confidence)
         self._mesh = FaceMesh()
-        # The mediapipe detector meshes each face for its five points and the pipeline then
-        # asks for the same face's landmarks: remember the last few (image content, box) results.
-        self._recent: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
 
     def mesh(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         """All 478 Face Mesh points of the face in ``detection``.
@@ -122,22 +131,9 @@ class MediaPipeLandmarker:
         Raises:
             NoFaceError: Face Mesh finds no face in the crop.
         """
-        image = check_image(image)
-        key = (hashlib.blake2b(image.data, digest_size=16).digest(), image.shape, detection.box.tobytes())
-        with self._lock:
-            if key in self._recent:
-                self._recent.move_to_end(key)
-                return self._recent[key].copy()
-        pts = self._mesh_uncached(image, detection)
-        with self._lock:
-            self._recent[key] = pts
-            while len(self._recent) > _RECENT:
-                self._recent.popitem(last=False)
-        return pts.copy()
-
-    def _mesh_uncached(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         import cv2
 
+        image = check_image(image)
         x0, y0, x1, y1 = detection.box
         side = _CROP_SCALE * max(x1 - x0, y1 - y0, 1.0)
         cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
@@ -150,23 +146,38 @@ class MediaPipeLandmarker:
         crop = cv2.warpAffine(
             image, to_cv2_affine(m), (out, out), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
         )
+        # The mesh depends only on the crop (≤ 512², cheap to hash) and where it sits in the photo.
+        key = (hashlib.blake2b(crop.data, digest_size=16).digest(), m.tobytes(), self.min_confidence)
+        with _RECENT_LOCK:
+            if key in _RECENT_MESHES:
+                _RECENT_MESHES.move_to_end(key)
+                return _RECENT_MESHES[key].copy()
+        pts = self._crop_mesh(crop)
+        if pts is None:
+            raise NoFaceError(
+                f"MediaPipe Face Mesh found no face inside the box "
+                f"({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) px"
+            )
+        pts[:, 0] = (pts[:, 0] - m[0, 2]) / scale
+        pts[:, 1] = (pts[:, 1] - m[1, 2]) / scale
+        pts[:, 2] = pts[:, 2] / scale
+        with _RECENT_LOCK:
+            _RECENT_MESHES[key] = pts
+            while len(_RECENT_MESHES) > _RECENT:
+                _RECENT_MESHES.popitem(last=False)
+        return pts.copy()
+
+    def _crop_mesh(self, crop: np.ndarray) -> np.ndarray | None:
+        """``(478, 3)`` crop-pixel mesh of the detected face nearest the crop centre, or None."""
+        out = crop.shape[0]
         faces = self._detector.detect(crop)[:_MAX_FACES]
         centre = np.array([out / 2, out / 2])
         faces.sort(key=lambda f: np.linalg.norm(0.5 * (f.box[:2] + f.box[2:]) - centre))
         for face in faces:
             result = self._mesh.run(crop, roi_from_detection(face))
             if result is not None:
-                break
-        else:
-            raise NoFaceError(
-                f"MediaPipe Face Mesh found no face inside the box "
-                f"({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) px"
-            )
-        pts = result.points.copy()
-        pts[:, 0] = (pts[:, 0] - m[0, 2]) / scale
-        pts[:, 1] = (pts[:, 1] - m[1, 2]) / scale
-        pts[:, 2] = pts[:, 2] / scale
-        return pts
+                return result.points.copy()
+        return None
 
     def landmarks(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         """``(68, 2)`` iBUG landmarks in image pixels of the face in ``detection``."""
