@@ -1,8 +1,12 @@
-"""68 iBUG landmarks (and a fallback detector) from MediaPipe Face Mesh.
+"""68 iBUG landmarks, all 478 Face Mesh points, and a fallback detector, from MediaPipe's models.
 
-MediaPipe's Face Mesh (Apache-2.0, weights inside the ``mediapipe`` wheel)
-places 478 points (468 mesh vertices + 10 iris points with
-``refine_landmarks``). :data:`MP_TO_IBUG68` picks, for every iBUG 300-W
+MediaPipe's Face Mesh with attention (Apache-2.0) places 478 points (468 mesh
+vertices + 10 iris points). It runs here in PyTorch — the converted models in
+``msma_engine/data/`` (:mod:`~msma_engine.detect.facemesh`,
+:mod:`~msma_engine.detect.blazeface`); the ``mediapipe`` package is not needed
+and not imported. The results match ``mediapipe.solutions.face_mesh`` 0.10.21
+(``refine_landmarks=True``) to about 0.001 px (tests/msma_engine/detect/test_mediapipe_parity.py).
+:data:`MP_TO_IBUG68` picks, for every iBUG 300-W
 point, one mesh vertex or the mean of two. The table follows the widely used
 correspondence of Peizhi Yan's "Mediapipe_2_Dlib_Landmarks" (MIT), checked by
 drawing it on real photos; it is written out here from the mesh topology:
@@ -27,22 +31,27 @@ the three public test photos, points 17-67 differ by 4-5 % of the
 inter-ocular distance on average, jaw points 0-16 by 12-14 %.
 
 Face Mesh works best when the face fills a good part of its input, so the
-landmarker runs it on a square crop around the detection box (2× the box
-side, resized to at most 512 px) and keeps the mesh nearest the crop centre.
+landmarker works on a square crop around the detection box (2× the box side,
+resized to at most 512 px), finds the face there with short-range BlazeFace (as
+MediaPipe's Face Mesh graph does) and meshes the detection nearest the crop centre.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
 from msma_engine.detect.base import FaceDetection, check_image, five_from_68
+from msma_engine.detect.blazeface import BlazeFace
+from msma_engine.detect.facemesh import FaceMesh, roi_from_detection
+from msma_engine.errors import NoFaceError
 from msma_engine.image_io import to_cv2_affine
-from msma_engine.errors import BackendUnavailableError, NoFaceError
 
-__all__ = ["MP_TO_IBUG68", "MediaPipeLandmarker", "MediaPipeDetector", "mesh_to_ibug68"]
+__all__ = ["MP_TO_IBUG68", "MediaPipeLandmarker", "MediaPipeDetector", "forget_meshes", "mesh_to_ibug68"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +78,20 @@ _PAIRS = np.array([(ids[0], ids[-1]) for ids in MP_TO_IBUG68])
 
 _CROP_SCALE = 2.0
 _CROP_MAX = 512
+_MAX_FACES = 4  # MediaPipe's max_num_faces as this landmarker always set it
+_RECENT = 8  # meshes remembered
+
+# The mediapipe detector meshes each face for its five points and the pipeline's landmarker
+# (another instance) then asks for the same face: recent meshes are remembered by image
+# content, box and settings, for all instances of this process.
+_RECENT_MESHES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+
+
+def forget_meshes() -> None:
+    """Forget the remembered meshes (benchmarks do, to time the work itself)."""
+    with _RECENT_LOCK:
+        _RECENT_MESHES.clear()
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
@@ -77,35 +100,22 @@ def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
     return 0.5 * (mesh[..., _PAIRS[:, 0], :] + mesh[..., _PAIRS[:, 1], :])
 
 
-def _import_mediapipe():
-    try:
-        import mediapipe as mp
-
-        return mp.solutions
-    except (ImportError, AttributeError) as exc:
-        raise BackendUnavailableError(
-            f"the MediaPipe landmarker needs 'mediapipe==0.10.21' (with mp.solutions): {exc}"
-        ) from exc
-
-
 class MediaPipeLandmarker:
-    """68-point landmarker on MediaPipe Face Mesh.
+    """68-point landmarker (and 478-point mesh) on MediaPipe Face Mesh.
 
     Args:
-        min_confidence: Face Mesh's internal face-detection confidence.
+        min_confidence: Score threshold of the short-range BlazeFace run inside the crop.
 
     Raises:
-        BackendUnavailableError: mediapipe is not installed.
+        ModelFileError: a converted model file is missing from ``msma_engine/data``.
     """
 
     name = "mediapipe"
 
     def __init__(self, min_confidence: float = 0.3) -> None:
-        solutions = _import_mediapipe()
-        self._mesh = solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=4, refine_landmarks=True, min_detection_confidence=min_confidence
-        )
-        self._lock = threading.Lock()
+        self.min_confidence = float(min_confidence)
+        self._detector = BlazeFace("short", min_score=min_confidence)
+        self._mesh = FaceMesh()
 
     def mesh(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         """All 478 Face Mesh points of the face in ``detection``.
@@ -115,8 +125,8 @@ class MediaPipeLandmarker:
             detection: The face to mark; its box chooses the crop.
 
         Returns:
-            ``(478, 3)`` float64: x, y in image pixels, z in MediaPipe's units
-            (roughly pixels of the crop, smaller = nearer).
+            ``(478, 3)`` float64: x, y in image pixels, z in image pixels along the
+            camera axis (MediaPipe's relative depth, smaller = nearer; 0 near the face centre).
 
         Raises:
             NoFaceError: Face Mesh finds no face in the crop.
@@ -136,21 +146,38 @@ class MediaPipeLandmarker:
         crop = cv2.warpAffine(
             image, to_cv2_affine(m), (out, out), flags=interp, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
         )
-        with self._lock:
-            result = self._mesh.process(crop)
-        if not result.multi_face_landmarks:
+        # The mesh depends only on the crop (≤ 512², cheap to hash) and where it sits in the photo.
+        key = (hashlib.blake2b(crop.data, digest_size=16).digest(), m.tobytes(), self.min_confidence)
+        with _RECENT_LOCK:
+            if key in _RECENT_MESHES:
+                _RECENT_MESHES.move_to_end(key)
+                return _RECENT_MESHES[key].copy()
+        pts = self._crop_mesh(crop)
+        if pts is None:
             raise NoFaceError(
                 f"MediaPipe Face Mesh found no face inside the box "
                 f"({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) px"
             )
-        meshes = [np.array([(p.x, p.y, p.z) for p in f.landmark]) * out for f in result.multi_face_landmarks]
-        centre = np.array([out / 2, out / 2])
-        best = min(meshes, key=lambda pts: np.linalg.norm(pts[:, :2].mean(0) - centre))
-        pts = best.copy()
         pts[:, 0] = (pts[:, 0] - m[0, 2]) / scale
         pts[:, 1] = (pts[:, 1] - m[1, 2]) / scale
         pts[:, 2] = pts[:, 2] / scale
-        return pts
+        with _RECENT_LOCK:
+            _RECENT_MESHES[key] = pts
+            while len(_RECENT_MESHES) > _RECENT:
+                _RECENT_MESHES.popitem(last=False)
+        return pts.copy()
+
+    def _crop_mesh(self, crop: np.ndarray) -> np.ndarray | None:
+        """``(478, 3)`` crop-pixel mesh of the detected face nearest the crop centre, or None."""
+        out = crop.shape[0]
+        faces = self._detector.detect(crop)[:_MAX_FACES]
+        centre = np.array([out / 2, out / 2])
+        faces.sort(key=lambda f: np.linalg.norm(0.5 * (f.box[:2] + f.box[2:]) - centre))
+        for face in faces:
+            result = self._mesh.run(crop, roi_from_detection(face))
+            if result is not None:
+                return result.points.copy()
+        return None
 
     def landmarks(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         """``(68, 2)`` iBUG landmarks in image pixels of the face in ``detection``."""
@@ -158,25 +185,23 @@ class MediaPipeLandmarker:
 
 
 class MediaPipeDetector:
-    """Fallback five-point detector: BlazeFace boxes + Face Mesh points.
+    """Five-point detector: full-range BlazeFace boxes + Face Mesh points.
 
-    Boxes and scores come from MediaPipe's full-range face detector; the five
-    points are derived from the 68 mapped mesh landmarks (:func:`five_from_68`).
+    Boxes and scores come from MediaPipe's full-range face detector (faces down
+    to a few percent of the photo); the five points are derived from the 68
+    mapped mesh landmarks (:func:`five_from_68`).
 
     Args:
         min_confidence: BlazeFace score threshold.
-        max_side: Longest side the detector runs on (larger images are downscaled).
+        max_side: Longest side the detector runs on (larger images are first
+            downscaled with area averaging, as before MediaPipe saw them).
     """
 
     name = "mediapipe"
 
     def __init__(self, min_confidence: float = 0.5, max_side: int = 1280) -> None:
-        solutions = _import_mediapipe()
-        self._detector = solutions.face_detection.FaceDetection(
-            min_detection_confidence=min_confidence, model_selection=1
-        )
+        self._detector = BlazeFace("full", min_score=min_confidence)
         self._landmarker = MediaPipeLandmarker()
-        self._lock = threading.Lock()
         self.max_side = int(max_side)
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
@@ -189,21 +214,17 @@ class MediaPipeDetector:
         if max(h, w) > self.max_side:
             s = self.max_side / max(h, w)
             small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        with self._lock:
-            result = self._detector.process(small)
         detections = []
-        for det in result.detections or []:
-            rel = det.location_data.relative_bounding_box
-            box = np.array([rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w, (rel.ymin + rel.height) * h])
-            provisional = FaceDetection(box=box, score=det.score[0], points5=np.zeros((5, 2)), source=self.name)
+        for det in self._detector.detect(small):
+            # Back to full-resolution pixels through the exact resize ratios.
+            ratio = np.array([w / small.shape[1], h / small.shape[0]] * 2)
+            box = det.box * ratio
+            provisional = FaceDetection(box=box, score=det.score, points5=np.zeros((5, 2)), source=self.name)
             try:
                 points68 = self._landmarker.landmarks(image, provisional)
             except NoFaceError:
                 logger.debug("mediapipe: no mesh for BlazeFace box %s; dropped", box.round(1))
                 continue
-            detections.append(
-                FaceDetection(box=box, score=det.score[0], points5=five_from_68(points68), source=self.name)
-            )
+            detections.append(FaceDetection(box=box, score=det.score, points5=five_from_68(points68), source=self.name))
         detections.sort(key=lambda d: -d.score)
         return detections
-

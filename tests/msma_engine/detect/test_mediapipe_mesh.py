@@ -1,4 +1,4 @@
-"""Tests for the MediaPipe Face Mesh landmarker and fallback detector."""
+"""Tests for the MediaPipe Face Mesh landmarker and fallback detector (PyTorch port; always available)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ import pytest
 from msma_engine.detect.base import FaceDetection, five_from_68
 from msma_engine.errors import NoFaceError
 
-mp_mesh = pytest.importorskip("msma_engine.detect.mediapipe_mesh")
+from msma_engine.detect import mediapipe_mesh as mp_mesh
 
 
 @pytest.fixture(scope="module")
 def landmarker():
-    try:
-        return mp_mesh.MediaPipeLandmarker()
-    except Exception as exc:  # BackendUnavailableError when mediapipe is absent
-        pytest.skip(f"mediapipe unavailable: {exc}")
+    return mp_mesh.MediaPipeLandmarker()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +92,18 @@ class TestLandmarker:
         iod = np.linalg.norm(small[36:42].mean(0) - small[42:48].mean(0))
         assert np.median(np.linalg.norm(large / 4 - small, axis=1)) < 0.03 * iod
 
+    def test_mesh_is_478_points_and_remembered_per_image(self, landmarker, mtcnn, astronaut):
+        face = mtcnn.detect(astronaut)[0]
+        mesh = landmarker.mesh(astronaut, face)
+        assert mesh.shape == (478, 3)
+        np.testing.assert_allclose(mp_mesh.mesh_to_ibug68(mesh[:, :2]), landmarker.landmarks(astronaut, face))
+        mesh[:] = 0  # callers get copies: the remembered mesh must not change
+        assert np.abs(landmarker.mesh(astronaut, face)).max() > 100
+        flipped = np.ascontiguousarray(astronaut[:, ::-1])  # other content, same box -> a different mesh
+        other = landmarker.mesh(flipped, FaceDetection(box=[512 - face.box[2], face.box[1], 512 - face.box[0], face.box[3]],
+                                                       score=1.0, points5=np.zeros((5, 2)), source="test"))
+        np.testing.assert_allclose(512 - other[4, 0], landmarker.mesh(astronaut, face)[4, 0], atol=4.0)  # nose tip mirrored
+
     def test_no_face_in_box(self, landmarker):
         blank = np.full((400, 400, 3), 90, np.uint8)
         det = FaceDetection(box=[100, 100, 300, 300], score=1.0, points5=np.zeros((5, 2)), source="test")
@@ -104,10 +113,7 @@ class TestLandmarker:
 
 class TestDetector:
     def test_astronaut(self, mtcnn, astronaut):
-        try:
-            detector = mp_mesh.MediaPipeDetector()
-        except Exception as exc:
-            pytest.skip(f"mediapipe unavailable: {exc}")
+        detector = mp_mesh.MediaPipeDetector()
         (face,) = detector.detect(astronaut)
         assert face.source == "mediapipe" and face.score > 0.5
         ref = mtcnn.detect(astronaut)[0]
