@@ -16,15 +16,12 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-
-from msma_engine.network import ARCHS, build_network, count_macs, count_parameters, macs_by_child  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from msma_engine.network import ARCHS, build_network, count_macs, count_parameters, macs_by_child
+from machine import cpu_model
 
 SIZES = (80, 64, 80)
 TARGET_MS = {"msma": 400.0, "msma_light": 80.0}  # issue 4, batch 1 on the 2-core CPU

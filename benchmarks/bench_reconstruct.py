@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from machine import cpu_model  # noqa: E402
-from sample_photos import SHARED_PHOTOS  # noqa: E402
+from machine import cpu_model
+from sample_photos import SHARED_PHOTOS
 
 
 

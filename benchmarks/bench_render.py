@@ -21,16 +21,13 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-
-from msma_engine.camera import PerspectiveCamera  # noqa: E402
-from msma_engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from msma_engine.camera import PerspectiveCamera
+from msma_engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv
+from machine import cpu_model
 
 BFM_VERTICES, BFM_TRIANGLES = 35_709, 70_789
 
@@ -48,7 +45,8 @@ def grid_cap(rows: int, cols: int, radius: float = 0.09, extent: float = 1.1) ->
     theta, phi = ss * extent * 0.5 * math.pi * 0.55, tt * extent * 0.5 * math.pi * 0.7
     bump = 1.0 + 0.04 * torch.sin(5 * ss) * torch.cos(4 * tt) + 0.08 * torch.exp(-(ss**2 + (tt + 0.1) ** 2) / 0.02)
     r = radius * bump
-    verts = torch.stack([r * torch.sin(theta) * torch.cos(phi), r * torch.sin(phi) * 1.15, r * torch.cos(theta) * torch.cos(phi)], -1)
+    verts = torch.stack([r * torch.sin(theta) * torch.cos(phi), r * torch.sin(phi) * 1.15,
+                         r * torch.cos(theta) * torch.cos(phi)], -1)
     idx = torch.arange(rows * cols).view(rows, cols)
     a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
     # Row index grows with y (up), column with x: (a, b, d) and (a, d, c) are CCW from +z.
@@ -135,7 +133,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for device, backend in devices:
         ctx = RenderContext(backend)
-        for name, (verts, tris, uv) in meshes.items():
+        for name, (verts, tris, _) in meshes.items():
             colors = torch.rand(verts.shape[0], 3)
             for res in (224, 512, 1024):
                 med, low = timed(fwd_bwd(ctx, verts, tris, colors, res, device), args.repeats)

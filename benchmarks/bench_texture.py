@@ -116,7 +116,8 @@ def occlude(photo: np.ndarray, lm: np.ndarray, kind: str, rng: np.random.Generat
         out = np.where(mask[..., None] > 0, np.float32(GLASSES) / 255, out)
     elif kind == "glare":
         yy, xx = np.mgrid[: photo.shape[0], : photo.shape[1]].astype(np.float32)
-        spots = [(lm[30], 0.10), (0.5 * (lm[19] + lm[24]) - (0.0, 0.35 * iod), 0.14), (lm[2] * 0.35 + lm[31] * 0.65, 0.10)]
+        spots = [(lm[30], 0.10), (0.5 * (lm[19] + lm[24]) - (0.0, 0.35 * iod), 0.14),
+                 (lm[2] * 0.35 + lm[31] * 0.65, 0.10)]
         glare = np.zeros(photo.shape[:2], np.float32)
         for c, sigma in spots:
             glare += GLARE * np.exp(-((xx - c[0]) ** 2 + (yy - c[1]) ** 2) / (2 * (sigma * iod) ** 2))

@@ -357,7 +357,8 @@ class TextureBaker:
             # the photo shows lit (deep lids, nostril rims) dividing it out blows up.
             lum = np.maximum(irr.mean(-1), 1e-6)
             front = weight > 0.5
-            floor = max(st.min_irradiance, st.relative_irradiance * float(np.median(lum[front])) if front.any() else 0.0)
+            floor = max(st.min_irradiance,
+                        st.relative_irradiance * float(np.median(lum[front])) if front.any() else 0.0)
             irr = irr * np.maximum(1.0, floor / lum)[:, None]
             # Keep the irradiance's colour within ±irradiance_tint of the face's median colour:
             # a coloured SH band fitted on a few pixels tints deep lids and brow ridges (the old
@@ -452,10 +453,12 @@ class TextureBaker:
             a, b, c = q[tri[:, 0]], q[tri[:, 1]], q[tri[:, 2]]
             area = 0.5 * np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
             self._face_crop_area = float(area.sum())  # crop pixels² of the mean face, frontal
-        face_texels_1024 = float((self._layout(st.full_detail_size).face > 0.5).sum()) * (1024 / st.full_detail_size) ** 2
+        face_texels = float((self._layout(st.full_detail_size).face > 0.5).sum())
+        face_texels_1024 = face_texels * (1024 / st.full_detail_size) ** 2
         photo_px = self._face_crop_area / crop.scale ** 2
         sampled = size
-        while sampled > st.full_detail_size and np.sqrt(face_texels_1024 * (sampled / 1024) ** 2 / photo_px) > st.max_density:
+        while (sampled > st.full_detail_size
+               and np.sqrt(face_texels_1024 * (sampled / 1024) ** 2 / photo_px) > st.max_density):
             sampled //= 2
         return max(sampled, st.full_detail_size)
 
@@ -505,9 +508,10 @@ class TextureBaker:
 
         Each ``fill_region`` texel of pure fill (photo weight 0) within ``band`` texels of the photo
         region is paired with the nearest ``reference`` texel (plain photo skin, across the
-        feather ramp; hair and brows at the face edge are no seam). Per block of 32² texels (at 1024²) along the boundary the
-        per-channel median of the pairs' colour differences is the local step (the median
-        cancels the photo's skin detail, not a step); the result is the mean step length.
+        feather ramp; hair and brows at the face edge are no seam). Per block of 32² texels (at
+        1024²) along the boundary the per-channel median of the pairs' colour differences is the
+        local step (the median cancels the photo's skin detail, not a step); the result is the
+        mean step length.
         """
         idx = lay.index.cpu().numpy()
         band = max(2.0, 4.0 * size / 1024)

@@ -393,7 +393,9 @@ def _rotation_derivative(angles: torch.Tensor) -> torch.Tensor:
     cx, sx, cy, sy, cz, sz = x.cos(), x.sin(), y.cos(), y.sin(), z.cos(), z.sin()
     m = lambda *v: torch.stack(v).view(3, 3)  # noqa: E731
     rx, ry, rz = m(o, n, n, n, cx, -sx, n, sx, cx), m(cy, n, sy, n, o, n, -sy, n, cy), m(cz, -sz, n, sz, cz, n, n, n, o)
-    dx, dy, dz = m(n, n, n, n, -sx, -cx, n, cx, -sx), m(-sy, n, cy, n, n, n, -cy, n, -sy), m(-sz, -cz, n, cz, -sz, n, n, n, n)
+    dx = m(n, n, n, n, -sx, -cx, n, cx, -sx)
+    dy = m(-sy, n, cy, n, n, n, -cy, n, -sy)
+    dz = m(-sz, -cz, n, cz, -sz, n, n, n, n)
     return torch.stack([rz @ ry @ dx, rz @ dy @ rx, dz @ ry @ rx])
 
 
@@ -728,7 +730,8 @@ class FaceFitter:
         metrics["photometric_fit"] = self._photo_error(final, image, valid, size)
         timings["fit"] = time.perf_counter() - t0
         logger.info("fit: landmark NME %.4f -> %.4f, photometric %.4f -> %.4f in %.2fs",
-                    start_nme, metrics["landmark_nme_fit"], metrics["photometric_start"], metrics["photometric_fit"], timings["fit"])
+                    start_nme, metrics["landmark_nme_fit"], metrics["photometric_start"], metrics["photometric_fit"],
+                    timings["fit"])
         return FitOutput(coeffs=final, metrics=metrics, timings=timings)
 
     def _solve_landmarks(self, state: dict[str, torch.Tensor], keys: tuple[str, ...], lm_residual: Callable,
@@ -765,7 +768,8 @@ class FaceFitter:
             r_id = id_w * p["id"][0]
             j_id = x.new_zeros(len(r_id), n)
             if "id" in parts:
-                j_id[:, offsets["id"]:offsets["id"] + len(r_id)] = id_w * torch.eye(len(r_id), dtype=x.dtype, device=dev)
+                sl_id = slice(offsets["id"], offsets["id"] + len(r_id))
+                j_id[:, sl_id] = id_w * torch.eye(len(r_id), dtype=x.dtype, device=dev)
             r_exp, j_e = exp_fn(p["exp"][0])
             j_exp = x.new_zeros(len(r_exp), n)
             if "exp" in parts:

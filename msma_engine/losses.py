@@ -122,7 +122,8 @@ def photometric_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
         Scalar: ``Σ mask·sqrt(eps + |pred − target|²) / Σ mask`` over the whole batch.
     """
     if pred.shape != target.shape or pred.ndim != 4:
-        raise ShapeError(f"pred and target must both be (B, C, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ShapeError(
+            f"pred and target must both be (B, C, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
     if mask.shape != (pred.shape[0], 1, *pred.shape[2:]):
         raise ShapeError(f"mask must be ({pred.shape[0]}, 1, H, W) matching the images, got {tuple(mask.shape)}")
     dist = torch.sqrt(eps + ((pred - target) ** 2).sum(dim=1, keepdim=True))

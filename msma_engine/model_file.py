@@ -251,7 +251,8 @@ class FaceModelData:
             polys_ok("uv_polygons", self.uv_polygons, t)
             if self.uv_polygons.shape != self.polygons.shape or not np.array_equal(
                     self.uv_polygons[:, 3] < 0, self.polygons[:, 3] < 0):
-                fail(f"uv_polygons {self.uv_polygons.shape} must match polygons {self.polygons.shape} corner for corner")
+                fail(f"uv_polygons {self.uv_polygons.shape} must match polygons {self.polygons.shape} "
+                     "corner for corner")
             tris, _ = triangulate_polygons(self.polygons)
             uv_tris, _ = triangulate_polygons(self.uv_polygons)
             if not (np.array_equal(tris, self.triangles) and np.array_equal(uv_tris, self.uv_triangles)):

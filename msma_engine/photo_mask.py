@@ -283,8 +283,8 @@ def skin_sampling_mask(photo: np.ndarray, landmarks: np.ndarray, *, skin_model: 
     holes = _dilate(holes, 0.06 * iod)
     holes |= _dilate(inner, 0.03 * iod)
     for a, b in ((31, 32), (34, 35)):
-        _disc(holes, 0.5 * (lm[a] + lm[b]) + 0.02 * iod * (lm[30] - lm[33]) / max(np.linalg.norm(lm[30] - lm[33]), 1e-6),
-              0.06 * iod, origin, 1)
+        down = (lm[30] - lm[33]) / max(np.linalg.norm(lm[30] - lm[33]), 1e-6)
+        _disc(holes, 0.5 * (lm[a] + lm[b]) + 0.02 * iod * down, 0.06 * iod, origin, 1)
     brows = _dilate(brows, 0.03 * iod)
     label[(brows > 0) & (label != EXCLUDED)] = BROW
     label[(lips > 0) & (inner == 0) & (label != EXCLUDED)] = LIPS

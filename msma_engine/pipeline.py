@@ -300,7 +300,10 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _cached(model: FaceModel | str | Path | None, weights: str | Path | None, device: str) -> Reconstructor:
-    mkey = ("obj", id(model)) if isinstance(model, FaceModel) else ("path", str(Path(model).resolve()) if model else None)
+    if isinstance(model, FaceModel):
+        mkey = ("obj", id(model))
+    else:
+        mkey = ("path", str(Path(model).resolve()) if model else None)
     key = (mkey, str(Path(weights).resolve()) if weights else None, str(torch.device(device)))
     with _CACHE_LOCK:
         if key in _CACHE:

@@ -276,7 +276,8 @@ def smooth_sequence(seq: FaceSequence, layout, sigma: float = 1.5) -> np.ndarray
     return c.astype(np.float32)
 
 
-def frame_to_frame_rms(coeffs: np.ndarray, layout, groups: tuple[str, ...] = ("exp", "angles", "trans")) -> dict[str, float]:
+def frame_to_frame_rms(coeffs: np.ndarray, layout,
+                       groups: tuple[str, ...] = ("exp", "angles", "trans")) -> dict[str, float]:
     """RMS change between consecutive frames, per coefficient group (jitter on a still sequence).
 
     Args:

@@ -33,7 +33,8 @@ def write(path, fmt, res, *extra):
         return exc
 
 err = write(out / "astronaut.blend", "blend", results, "--camera")
-check("write .blend (mesh, shape keys, SH material, camera)", err is None and (out / "astronaut.blend").is_file(), repr(err or ""))
+check("write .blend (mesh, shape keys, SH material, camera)", err is None and (out / "astronaut.blend").is_file(),
+      repr(err or ""))
 err = write(out / "astronaut.glb", "glb", results)
 check("export .glb", err is None and (out / "astronaut.glb").stat().st_size > 10000, repr(err or ""))
 err = write(out / "astronaut.fbx", "fbx", results)

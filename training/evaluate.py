@@ -86,7 +86,8 @@ def predict(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rerender(model: FaceModel, coeffs: torch.Tensor, ctx: RenderContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rerender(model: FaceModel, coeffs: torch.Tensor,
+             ctx: RenderContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Render coefficients ``(B, n)``: image ``(B, 3, H, W)`` and face mask ``(B, 1, H, W)``."""
     out = model(coeffs)
     cam = model.camera

@@ -239,11 +239,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate-real", help="table on the real-photo hold-out (landmarks, fit speed, identity AUC)")
     p.add_argument("--folder", required=True, help="collection root given to `preprocess --split holdout`")
     p.add_argument("--cache", default=None, help="its cache (default: <folder>/.msma_cache)")
-    p.add_argument("--weights", nargs="*", default=["none"], help="network weights to evaluate ('none' = references only)")
+    p.add_argument("--weights", nargs="*", default=["none"],
+                   help="network weights to evaluate ('none' = references only)")
     p.add_argument("--model", default=None, help="face model .npz (default: the shipped head)")
     p.add_argument("--fit", default="default", choices=["fast", "default"])
     p.add_argument("--n", type=int, default=None, help="first N hold-out photos (default: all cached)")
-    p.add_argument("--no-convergence", action="store_true", help="skip the LM iteration count (10 extra fits per start)")
+    p.add_argument("--no-convergence", action="store_true",
+                   help="skip the LM iteration count (10 extra fits per start)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd)

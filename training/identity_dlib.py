@@ -316,7 +316,7 @@ def _read_fc(r: _Reader, spec: LayerSpec) -> ParsedLayer:
         r.fail(f"unsupported fully-connected version {version!r} (expected fc_2 or fc_3)")
     n_out, n_in = r.uint("num_outputs"), r.uint("num_inputs")
     params = r.tensor("fc_ params").reshape(-1)
-    weights, biases = r.alias("fc_ weights"), r.alias("fc_ biases")
+    weights, _ = r.alias("fc_ weights"), r.alias("fc_ biases")  # the bias size follows from params and n_out
     bias_mode = r.int("fc_ bias mode", 4)  # FC_HAS_BIAS = 0, FC_NO_BIAS = 1
     for what in ("learning_rate_multiplier", "weight_decay_multiplier",
                  "bias_learning_rate_multiplier", "bias_weight_decay_multiplier"):

@@ -333,7 +333,8 @@ def now_scan_to_mesh(pred_vertices: np.ndarray, pred_triangles: np.ndarray, pred
     Returns:
         :class:`NowResult`.
     """
-    for name, arr, shape in (("pred_landmarks7", pred_landmarks7, (7, 3)), ("scan_landmarks7", scan_landmarks7, (7, 3))):
+    for name, arr, shape in (("pred_landmarks7", pred_landmarks7, (7, 3)),
+                             ("scan_landmarks7", scan_landmarks7, (7, 3))):
         if np.shape(arr) != shape:
             raise ShapeError(f"{name} must be {shape}, got {np.shape(arr)}")
     verts = np.asarray(pred_vertices, np.float64)

@@ -113,8 +113,8 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
             counts["rejected"] += 1
             continue
         tmp = out / (name + ".tmp.npz")
-        np.savez(tmp, coeffs=res.coeffs[0].cpu().numpy().astype(np.float32), nme_start=res.metrics["landmark_nme_start"],
-                 nme_fit=nme, source=ds.rels[i])
+        np.savez(tmp, coeffs=res.coeffs[0].cpu().numpy().astype(np.float32),
+                 nme_start=res.metrics["landmark_nme_start"], nme_fit=nme, source=ds.rels[i])
         tmp.replace(out / name)
         counts["labelled"] += 1
     n = counts["labelled"] + counts["rejected"]

@@ -57,7 +57,8 @@ def identity_consistency_loss(id_coeffs: torch.Tensor, person: torch.Tensor) -> 
         ``|α_i − mean_{j ∈ person(i)} α_j|²`` (sum over coefficients); 0 when no person repeats.
     """
     if id_coeffs.ndim != 2 or person.shape != (id_coeffs.shape[0],):
-        raise ShapeError(f"id_coeffs must be (B, n) and person (B,), got {tuple(id_coeffs.shape)} and {tuple(person.shape)}")
+        raise ShapeError(f"id_coeffs must be (B, n) and person (B,), "
+                         f"got {tuple(id_coeffs.shape)} and {tuple(person.shape)}")
     person = person.to(id_coeffs.device)
     known = person >= 0
     same = (person[:, None] == person[None, :]) & known[:, None] & known[None, :]

@@ -189,7 +189,8 @@ class Trainer:
         self.net.to(self.device)
         self.model = self.net
         if self.world_size > 1:
-            self.model = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=device_ids)
 
         opt = config.optim
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=opt.lr)
@@ -503,7 +504,8 @@ class Trainer:
                 if self.world_size > 1:
                     dist.barrier()
             if out_of_time:
-                logger.info("run.max_minutes = %g reached at step %d; resume to continue", cfg.run.max_minutes, self.step)
+                logger.info("run.max_minutes = %g reached at step %d; resume to continue",
+                            cfg.run.max_minutes, self.step)
                 break
         bar.close()
         return last

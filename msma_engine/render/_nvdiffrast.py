@@ -24,7 +24,8 @@ def _dr():
     return dr
 
 
-def rasterize(ctx, pos: torch.Tensor, tris: torch.Tensor, resolution: tuple[int, int], cull_backfaces: bool) -> Fragments:
+def rasterize(ctx, pos: torch.Tensor, tris: torch.Tensor, resolution: tuple[int, int],
+              cull_backfaces: bool) -> Fragments:
     """nvdiffrast version of :func:`msma_engine.render.rasterize` (arguments already checked)."""
     dr = _dr()
     glctx = ctx.nvdiffrast_context(pos.device)

@@ -109,7 +109,8 @@ def visibility(
     eps = _EDGE_EPS.get(pos.dtype, 1e-6)
     for lo, hi in zip(splits[:-1], splits[1:]):
         if hi > lo:
-            pix, key = _candidates(coef[lo:hi], box[lo:hi], bw[lo:hi], counts[lo:hi], tid[lo:hi], nf, height, width, eps)
+            pix, key = _candidates(coef[lo:hi], box[lo:hi], bw[lo:hi], counts[lo:hi], tid[lo:hi],
+                                   nf, height, width, eps)
             zbuf.scatter_reduce_(0, pix, key, reduce="amin")
     pixel_index = (zbuf != sentinel).nonzero().squeeze(1)
     pixel_triangle = zbuf[pixel_index] & 0xFFFFFFFF

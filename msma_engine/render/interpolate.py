@@ -36,7 +36,8 @@ def interpolate(attr: torch.Tensor, frags: Fragments, tris: torch.Tensor) -> tor
     tris = tris.to(attr.device).long()
     if tris.numel() and (int(tris.min()) < 0 or int(tris.max()) >= attr.shape[1]):
         raise ShapeError(
-            f"tris index range [{int(tris.min())}, {int(tris.max())}] is out of range for attr of shape {tuple(attr.shape)}"
+            f"tris index range [{int(tris.min())}, {int(tris.max())}] is out of range "
+            f"for attr of shape {tuple(attr.shape)}"
         )
     if frags.backend == "nvdiffrast":
         return _nvdiffrast.interpolate(attr, frags, tris)

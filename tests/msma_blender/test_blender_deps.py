@@ -107,7 +107,8 @@ def test_pip_error_is_the_real_error_not_a_warning():
     assert err == ("Collecting mediapipe==0.10.21 | ERROR: Could not find a version that satisfies the requirement "
                    "mediapipe==0.10.21 (from versions: 0.10.30, 1.2.3) | ERROR: No matching distribution found "
                    "for mediapipe==0.10.21")
-    assert deps.pip_error("WARNING: something\nbuild failed: no compiler\nWARNING: again\n") == "build failed: no compiler"
+    log = "WARNING: something\nbuild failed: no compiler\nWARNING: again\n"
+    assert deps.pip_error(log) == "build failed: no compiler"
 
 
 def test_pip_progress_names_the_file_and_its_size():

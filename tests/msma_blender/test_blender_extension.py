@@ -150,7 +150,8 @@ out.update(n_keys=len(keys), key0=keys[0].name, key_names=[k.name for k in keys[
            group=mat.node_tree.nodes["MSMA SH Lighting"].node_tree.name)
 out["rc2"] = sorted(bpy.ops.msma.reconstruct_face())
 obj = bpy.data.objects["astronaut"]
-out["first_untouched"] = first == dict(name=obj.name, verts=np.array([v.co[:] for v in obj.data.vertices[:50]]).tolist(),
+out["first_untouched"] = first == dict(name=obj.name,
+                                       verts=np.array([v.co[:] for v in obj.data.vertices[:50]]).tolist(),
                                        matrix=[list(r) for r in obj.matrix_world], mat=obj.data.materials[0].name,
                                        keys=[k.value for k in obj.data.shape_keys.key_blocks])
 out["faces"] = sorted(o.name for o in bpy.data.objects if o.type == "MESH" and "msma_coeffs" in o)
@@ -227,7 +228,8 @@ def test_split_platforms_bundle_only_their_wheels(tmp_path):
     for f in wheel_dir.iterdir():
         if not f.name.startswith(f"scipy-{pins['scipy']}-cp313-cp313-win"):
             (partial / f.name).write_bytes(f.read_bytes())
-    with pytest.raises(SystemExit, match=r": no wheel for scipy==[0-9.]+ \(windows-x64, Python 3\.13\) \(use --download"):
+    with pytest.raises(SystemExit,
+                       match=r": no wheel for scipy==[0-9.]+ \(windows-x64, Python 3\.13\) \(use --download"):
         build.bundled_wheels(partial, pins)
 
     zips = build.build(tmp_path / "dist", split_platforms=True, wheel_dir=wheel_dir)

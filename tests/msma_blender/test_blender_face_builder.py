@@ -195,7 +195,6 @@ class TestSHNodeGroup:
         return out
 
     def test_matches_engine_shading(self, bpy_empty):
-        bpy = bpy_empty
         group = material.ensure_sh_node_group()
         rng = np.random.default_rng(3)
         gamma = rng.normal(size=27) * 0.3

@@ -21,7 +21,8 @@ TESTS = Path(__file__).resolve().parents[1]
 
 
 def _blender_fixtures():
-    spec = importlib.util.spec_from_file_location("msma_blender_fixtures", TESTS / "msma_blender" / "blender_fixtures.py")
+    path = TESTS / "msma_blender" / "blender_fixtures.py"
+    spec = importlib.util.spec_from_file_location("msma_blender_fixtures", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

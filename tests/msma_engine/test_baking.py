@@ -8,7 +8,8 @@ import torch
 
 from sphere_model import make_sphere_model
 from msma_engine.align import CropTransform
-from msma_engine.baking import BakeSettings, TextureBaker, _fill_from_nearest, _skin_statistics_texels, mirror_vertex_map
+from msma_engine.baking import (BakeSettings, TextureBaker, _fill_from_nearest, _skin_statistics_texels,
+                                mirror_vertex_map)
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import FaceModel
 from msma_engine.fitting import FaceFitter

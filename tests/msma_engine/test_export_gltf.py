@@ -33,7 +33,6 @@ def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
             uvt[f] = np.where(cols == 0, len(d.uv_coords) + tri // n_lon, tri)
     uv = uv / np.array([1.0 + 1e-6, 1.0])
     rng = np.random.default_rng(seed)
-    v = len(d.mean_shape)
     tex = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
     res = FaceResult(
         image_path=None, face_index=0, model_name="sphere", coeffs=np.zeros(10, np.float32),
@@ -241,7 +240,8 @@ class TestDefaultHeadParts:
             assert np.sign(out[front, 0]) == (1 if side == "L" else -1)
         upper = doc["meshes"][nodes[f"{face['name']}_upper_teeth"]["mesh"]]
         # The upper teeth sit on the skull: no jaw key moves them.
-        assert not {"jawOpen", "jawLeft", "jawRight", "jawForward"} & set(upper.get("extras", {}).get("targetNames", []))
+        upper_keys = set(upper.get("extras", {}).get("targetNames", []))
+        assert not {"jawOpen", "jawLeft", "jawRight", "jawForward"} & upper_keys
         for part in ("lower_teeth", "tongue"):
             node = nodes[f"{face['name']}_{part}"]
             mesh = doc["meshes"][node["mesh"]]

@@ -44,8 +44,10 @@ def test_pose_rotates_then_translates(model):
     c[0, s["trans"]] = torch.tensor([0.01, -0.02, 0.03], dtype=torch.float64)
     out = model(c)
     # Rigid: pairwise distances preserved; centroid moved by t (sphere centred at 0).
-    torch.testing.assert_close(torch.cdist(out.vertices, out.vertices), torch.cdist(model.mean_shape[None], model.mean_shape[None]))
-    torch.testing.assert_close(out.vertices[0].mean(0), torch.tensor([0.01, -0.02, 0.03], dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(torch.cdist(out.vertices, out.vertices),
+                               torch.cdist(model.mean_shape[None], model.mean_shape[None]))
+    torch.testing.assert_close(out.vertices[0].mean(0), torch.tensor([0.01, -0.02, 0.03], dtype=torch.float64),
+                               atol=1e-9, rtol=0)
 
 
 def test_wrong_coefficient_size_is_reported(model):

@@ -112,7 +112,8 @@ class TestLosses:
         p = torch.rand(1, 68, 2, dtype=torch.float64, requires_grad=True)
         q = torch.rand(1, 68, 2, dtype=torch.float64) * 50
         w = landmark_weights(dtype=torch.float64)
-        assert torch.autograd.gradcheck(lambda x: landmark_loss(x, q, w, normalise="iod", iod=inter_ocular_distance(q)), (p,))
+        iod = inter_ocular_distance(q)
+        assert torch.autograd.gradcheck(lambda x: landmark_loss(x, q, w, normalise="iod", iod=iod), (p,))
         g = torch.rand(1, 27, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(gamma_regularisation, (g,))
 

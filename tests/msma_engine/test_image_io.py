@@ -233,5 +233,6 @@ def test_alpha_compositing_memory_is_bounded(tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert np.all(pixels[:100, :100] == 255) and np.array_equal(pixels[100:], np.broadcast_to(expected_row, (side - 100, side, 3)))
+    assert np.all(pixels[:100, :100] == 255)
+    assert np.array_equal(pixels[100:], np.broadcast_to(expected_row, (side - 100, side, 3)))
     assert peak < 3 * pixels.nbytes, f"peak {peak / 1e6:.0f} MB for a {pixels.nbytes / 1e6:.0f} MB image"

@@ -28,7 +28,8 @@ def test_train_export_evaluate(tmp_path, capsys):
         "run": {"device": "cpu", "threads": 1, "checkpoint_every": 1, "log_every": 1},
     }
     (tmp_path / "c.toml").write_text(
-        "\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in vals.items()) for sec, vals in cfg.items()))
+        "\n".join(f"[{sec}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in vals.items())
+                  for sec, vals in cfg.items()))
     run = tmp_path / "run"
     assert main(["train", "--config", str(tmp_path / "c.toml"), "--out", str(run), "--no-progress"]) == 0
     assert (run / "final.pt").exists() and (run / "curves.png").exists() and (run / "config.json").exists()

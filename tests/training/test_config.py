@@ -24,7 +24,8 @@ def test_shipped_configs_parse(path):
 
 
 def test_toml_and_json(tmp_path):
-    (tmp_path / "a.toml").write_text('[model]\narch = "baseline"\n[optim]\nmax_steps = 5\n[loss]\ncoeff_groups = [1, 2, 3, 4, 5, 6]\n')
+    (tmp_path / "a.toml").write_text(
+        '[model]\narch = "baseline"\n[optim]\nmax_steps = 5\n[loss]\ncoeff_groups = [1, 2, 3, 4, 5, 6]\n')
     cfg = load_config(tmp_path / "a.toml")
     assert cfg.model.arch == "baseline" and cfg.optim.max_steps == 5
     assert cfg.loss.coeff_groups == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)

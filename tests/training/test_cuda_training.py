@@ -11,7 +11,8 @@ from msma_engine.face_model import DEFAULT_MODEL_PATH, load_face_model
 from training.config import SyntheticConfig, config_from_dict
 
 pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch.cuda.is_available() is False"),
+              pytest.mark.skipif(not torch.cuda.is_available(),
+                                 reason="no CUDA device: torch.cuda.is_available() is False"),
               pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason=f"{DEFAULT_MODEL_PATH} not built")]
 
 CLEAN = SyntheticConfig(p_occluder=0, p_blur=0, p_noise=0, p_jpeg=0, p_color=0)

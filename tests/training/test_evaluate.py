@@ -88,7 +88,8 @@ def test_skin_hull_mask_cuts_eyes_and_mouth():
     eye = np.stack([np.cos(np.linspace(0, 2 * np.pi, 7)[:-1]), np.sin(np.linspace(0, 2 * np.pi, 7)[:-1])], 1)
     lm[36:42] = eye * 10 + [80, 90]
     lm[42:48] = eye * 10 + [144, 90]
-    lm[60:68] = np.stack([np.cos(np.linspace(0, 2 * np.pi, 9)[:-1]), np.sin(np.linspace(0, 2 * np.pi, 9)[:-1])], 1) * 12 + [112, 160]
+    ring = np.linspace(0, 2 * np.pi, 9)[:-1]
+    lm[60:68] = np.stack([np.cos(ring), np.sin(ring)], 1) * 12 + [112, 160]
     mask = skin_hull_mask(lm)
     assert mask[120, 112] == 1 and mask[90, 80] == 0 and mask[160, 112] == 0 and mask[10, 10] == 0
 

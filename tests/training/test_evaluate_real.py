@@ -50,7 +50,8 @@ def test_table_on_held_out_photos(tmp_path):
     for k, name in enumerate(names):
         (tmp_path / "lfw" / name).mkdir(parents=True)
         for j in range(2):
-            Image.fromarray(img[:, ::-1] if (j + k) % 2 else img).save(tmp_path / "lfw" / name / f"{name}_{j + 1:04d}.jpg")
+            photo = Image.fromarray(img[:, ::-1] if (j + k) % 2 else img)
+            photo.save(tmp_path / "lfw" / name / f"{name}_{j + 1:04d}.jpg")
     assert preprocess_folder(tmp_path, tmp_path / "cache", progress=False)["processed"] == 4
     model = load_face_model(None)
     lay = model.layout

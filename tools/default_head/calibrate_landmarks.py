@@ -10,7 +10,8 @@ No photos are used.
 
 Usage::
 
-    python -m tools.default_head.calibrate_landmarks [--n 60] [--seed 7] [-o tools/default_head/landmarks_calibrated.json]
+    python -m tools.default_head.calibrate_landmarks [--n 60] [--seed 7] \\
+        [-o tools/default_head/landmarks_calibrated.json]
 
 It writes :data:`CALIBRATED_PATH` (68 base-mesh vertex indices and the recipe). The build
 (:func:`tools.default_head.build_default_head`) reads that table; rebuild the model
@@ -35,9 +36,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[2]
-
 import torch
 
 from msma_engine.camera import PerspectiveCamera
@@ -52,6 +50,8 @@ from msma_engine.render.texture import texture
 from msma_engine.shading import sh_irradiance
 
 from tools.default_head.landmarks import CALIBRATED_PATH
+
+REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["CalibrationConfig", "Renders", "render_and_detect", "choose_vertices", "ibug_mirror", "main"]
 
@@ -143,7 +143,8 @@ def _render(model: FaceModel, cam: PerspectiveCamera, ctx: RenderContext, rng: n
         gamma[0, ch * 9 + 1:ch * 9 + 4] = torch.tensor([-ly, lz, -lx], dtype=torch.float32)
     gamma[0, [0, 9, 18]] = float(rng.uniform(-0.2, 0.2))
     with torch.no_grad():
-        verts = model.shape(c.id, c.exp) @ euler_to_rotation(torch.as_tensor(ang[None], dtype=torch.float32)).transpose(1, 2)
+        rot = euler_to_rotation(torch.as_tensor(ang[None], dtype=torch.float32))
+        verts = model.shape(c.id, c.exp) @ rot.transpose(1, 2)
         verts = verts - torch.tensor([0.0, 0.0, cfg.distance_m])
         frags = rasterize(ctx, cam.world_to_clip(verts), model.triangles, cam.image_size)
         uv = interpolate(model.uv_coords, frags, model.uv_triangles)
@@ -335,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mean landmark residual {before.mean():.4f} -> {after.mean():.4f} IOD; "
           f"{table['changed']} vertices changed; worst before: "
           + ", ".join(f"{k}: {before[k]:.3f}->{after[k]:.3f}" for k in worst)
-          + f"; surface-point offset from chosen vertex (median) {np.nanmedian(np.linalg.norm(surf_off, axis=1)) * 1e3:.1f} mm"
+          + "; surface-point offset from chosen vertex (median) "
+          + f"{np.nanmedian(np.linalg.norm(surf_off, axis=1)) * 1e3:.1f} mm"
           + f"; wrote {args.output} in {elapsed:.0f} s")
     return 0
 

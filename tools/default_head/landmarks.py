@@ -109,10 +109,11 @@ def _jaw(feat: FaceFeatures, centre: np.ndarray, y_top: float, seed: int, n: int
     """Jaw contour: the outline of the front-facing face region below ``y_top``.
 
     The face region is the connected set of front-facing vertices (normal z > 0.15)
-    around ``seed`` (a front-facing vertex such as the nose tip); the jaw line is where it turns away from the camera. Its outline in
-    the frontal view is traced by angle around ``centre`` (x, y), from the subject's right
-    at height ``y_top`` down through the chin to the left, resampled evenly by arc length,
-    and each sample snapped to the nearest outline vertex.
+    around ``seed`` (a front-facing vertex such as the nose tip); the jaw line is where it
+    turns away from the camera. Its outline in the frontal view is traced by angle around
+    ``centre`` (x, y), from the subject's right at height ``y_top`` down through the chin to
+    the left, resampled evenly by arc length, and each sample snapped to the nearest outline
+    vertex.
     """
     v, t = feat.v, feat.t
     front = (feat.n[:, 2] > 0.15) & ~feat.excluded

@@ -233,7 +233,8 @@ def build_identity_space(src: AnnySource, remap: np.ndarray, n_components: int, 
     log.info("identity PCA: %d samples, %d sliders + macros, %d components explain %.4f of the variance",
              n_samples, n_face, n_components, explained.sum())
     return IdentitySpace(mean.reshape(n_vert, 3), basis, explained, n_face,
-                         (coeff.mean(axis=0) @ extra).reshape(n_extra, 3), extra_basis.reshape(n_components, n_extra, 3))
+                         (coeff.mean(axis=0) @ extra).reshape(n_extra, 3),
+                         extra_basis.reshape(n_components, n_extra, 3))
 
 
 def load_expressions(src: AnnySource, remap: np.ndarray) -> tuple[list[str], np.ndarray]:

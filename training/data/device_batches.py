@@ -89,7 +89,8 @@ class DeviceSynthetic:
                                 indexing="ij")
         ang = u(b, lo=0, hi=2 * math.pi)
         t = torch.cos(ang)[:, None, None] * xx + torch.sin(ang)[:, None, None] * yy
-        t = (t - t.amin((1, 2), keepdim=True)) / (t.amax((1, 2), keepdim=True) - t.amin((1, 2), keepdim=True)).clamp_min(1e-6)
+        t_min, t_max = t.amin((1, 2), keepdim=True), t.amax((1, 2), keepdim=True)
+        t = (t - t_min) / (t_max - t_min).clamp_min(1e-6)
         c0, c1 = u(b, 3, 1, 1), u(b, 3, 1, 1)
         grad = c0 + (c1 - c0) * t[:, None]
         noise = F.interpolate(u(b, 3, 6, 6), size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)

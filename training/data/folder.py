@@ -252,8 +252,8 @@ class FaceFolder(Dataset):
 
     Items: ``image (3, 224, 224)`` in [0, 1], ``landmarks (68, 2)`` and ``dense (478, 2)`` crop
     pixels, ``dense_valid`` (0/1), ``mask (1, 224, 224)`` (skin ∩ inside the photo),
-    ``valid (1, 224, 224)`` (inside the photo), ``person`` (an LFW identity number, -1 for photos of unknown identity) and, with
-    ``labels``, the pseudo-label fields.
+    ``valid (1, 224, 224)`` (inside the photo), ``person`` (an LFW identity number, -1 for
+    photos of unknown identity) and, with ``labels``, the pseudo-label fields.
 
     Raises:
         FileNotFoundError: the cache holds no preprocessed image (run ``preprocess`` first).
@@ -273,7 +273,8 @@ class FaceFolder(Dataset):
         self.files = files
         if not self.files:
             raise FileNotFoundError(
-                f"no preprocessed {split} images in {self.cache}; run `python -m training preprocess --folder {folder}` first")
+                f"no preprocessed {split} images in {self.cache}; "
+                f"run `python -m training preprocess --folder {folder}` first")
         self.rels = [_rel_of(f) for f in self.files]
         people = sorted({p for p in map(person_of, self.rels) if p is not None})
         index = {p: i for i, p in enumerate(people)}

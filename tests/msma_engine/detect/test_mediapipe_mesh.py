@@ -35,7 +35,8 @@ def check_ibug_layout(lm: np.ndarray, box: np.ndarray) -> None:
     assert lm[48, 0] < lm[54, 0] and lm[36, 0] < lm[39, 0] < lm[42, 0] < lm[45, 0]
     assert lm[17:22, 0].mean() < lm[22:27, 0].mean()
     eyes_y, mouth_y = lm[36:48, 1].mean(), lm[48:68, 1].mean()
-    assert lm[17:27, 1].mean() < eyes_y < lm[30, 1] < mouth_y < lm[8, 1], "brows, eyes, nose tip, mouth, chin top to bottom"
+    assert lm[17:27, 1].mean() < eyes_y < lm[30, 1] < mouth_y < lm[8, 1], \
+        "brows, eyes, nose tip, mouth, chin top to bottom"
     assert lm[27, 1] < lm[28, 1] < lm[29, 1] < lm[30, 1], "nose bridge runs downwards"
     tol = 0.02 * np.linalg.norm(right_eye - left_eye)  # a closed mouth puts 62 and 66 together
     assert lm[51, 1] < lm[62, 1] < lm[66, 1] + tol and lm[66, 1] < lm[57, 1], "outer/inner lips in order"

@@ -45,9 +45,11 @@ class TestPickFace:
         assert select.pick_face(self.faces[:1], "only")[0].size == 80
 
     def test_too_small(self):
-        with pytest.raises(FaceTooSmallError, match=r"face in s\.jpg is too small: 30x30 px found, the minimum is 40 px"):
+        with pytest.raises(FaceTooSmallError,
+                           match=r"face in s\.jpg is too small: 30x30 px found, the minimum is 40 px"):
             select.pick_face([_det(0, 0, 30)], image_name="s.jpg")
-        with pytest.raises(FaceTooSmallError, match=r"all 3 face\(s\) in image are too small: the largest is 120 px, the minimum is 200 px"):
+        with pytest.raises(FaceTooSmallError, match=r"all 3 face\(s\) in image are too small: "
+                                                    r"the largest is 120 px, the minimum is 200 px"):
             select.pick_face(self.faces, "all", min_size=200)
 
     def test_low_scores_ignored_when_a_sure_face_exists(self):

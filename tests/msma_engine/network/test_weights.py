@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from msma_engine.errors import WeightsError
-from msma_engine.network import baseline_from_deep3d, build_network, load_backbone_state_dict, load_weights, save_weights
+from msma_engine.network import (baseline_from_deep3d, build_network, load_backbone_state_dict, load_weights,
+                                 save_weights)
 from msma_engine.network.resnet import resnet18, resnet50
 
 

@@ -55,13 +55,15 @@ def test_depth_normals_silhouette(cube_render):
     assert (out.depth[0, 0][~m] == 0).all()
     n = out.normals[0].permute(1, 2, 0)[m]
     torch.testing.assert_close(n, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(n))
-    torch.testing.assert_close(out.image[0].permute(1, 2, 0)[m], torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64).expand(int(m.sum()), 3))
+    colour = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(out.image[0].permute(1, 2, 0)[m], colour.expand(int(m.sum()), 3))
 
 
 def test_rotated_cube_shows_side_normals():
     verts, tris = cube(0.05)
     yaw = 0.4  # turn the cube about +y: its −x face turns towards the camera
-    rot = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]], dtype=torch.float64)
+    rot = torch.tensor([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]],
+                       dtype=torch.float64)
     posed = verts @ rot.T
     out = render_mesh(CTX, posed, tris, (112, 112), project=PerspectiveCamera().scaled(0.5).world_to_clip,
                       colors=torch.ones(24, 3, dtype=torch.float64))
@@ -83,7 +85,8 @@ def test_albedo_sh_matches_local_formula(cube_render):
     # Normal (0, 0, 1): irradiance = a0c0(0.8 + g0) + a1c1·g2 + a2c2/(2√3)·(3 − 1)·g6.
     a0c0 = math.pi / math.sqrt(4 * math.pi)
     a1c1 = 2 * math.pi / math.sqrt(3) * math.sqrt(3) / math.sqrt(4 * math.pi)
-    expected = torch.tensor([0.6, 0.5, 0.4], dtype=torch.float64) * (a0c0 * 0.8 + a1c1 * torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64))
+    expected = torch.tensor([0.6, 0.5, 0.4], dtype=torch.float64) * (
+        a0c0 * 0.8 + a1c1 * torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64))
     torch.testing.assert_close(out.image[0, :, 112, 112], expected)
 
 

@@ -39,7 +39,8 @@ def _fake_module() -> types.ModuleType:
         r = rast.flip(1)
         ids = r[..., 3].round().long() - 1
         bary = torch.stack([r[..., 0], r[..., 1], 1 - r[..., 0] - r[..., 1]], -1) * (ids >= 0).unsqueeze(-1)
-        corners = attr.expand(r.shape[0], -1, -1)[torch.arange(r.shape[0]).view(-1, 1, 1, 1), tri.long()[ids.clamp(min=0)]]
+        batch = torch.arange(r.shape[0]).view(-1, 1, 1, 1)
+        corners = attr.expand(r.shape[0], -1, -1)[batch, tri.long()[ids.clamp(min=0)]]
         return (corners * bary.unsqueeze(-1)).sum(-2).flip(1), None
 
     def fake_texture(tex, uv, filter_mode="auto", boundary_mode="wrap"):

@@ -76,7 +76,8 @@ class TestAgainstTorchBackend:
     def test_texture(self, boundary):
         tex = torch.rand(2, 16, 24, 3, device="cuda")
         uv = torch.rand(2, 20, 20, 2, device="cuda") * 1.4 - 0.2
-        torch.testing.assert_close(texture(tex, uv, boundary, ctx=self.nv), texture(tex, uv, boundary), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(texture(tex, uv, boundary, ctx=self.nv), texture(tex, uv, boundary),
+                                   atol=1e-4, rtol=1e-4)
 
     def test_rasterize_uv(self):
         uv = torch.rand(40, 2, device="cuda")
