@@ -107,7 +107,8 @@ def parity_table(named: list[tuple[str, np.ndarray]], mtcnn: MTCNNDetector, land
         return
     blaze = BlazeFace("full", min_score=0.5)
     print("\nParity with mediapipe 0.10.21 (photo pixels)\n")
-    print("| photo | size (W×H) | mesh mean px | mesh max px | iris mean px | BlazeFace boxes (ours / mediapipe) | max box corner diff px |")
+    print("| photo | size (W×H) | mesh mean px | mesh max px | iris mean px "
+          "| BlazeFace boxes (ours / mediapipe) | max box corner diff px |")
     print("|---|---|---|---|---|---|---|")
     for name, img in named:
         if "16 MP" in name:
@@ -120,7 +121,8 @@ def parity_table(named: list[tuple[str, np.ndarray]], mtcnn: MTCNNDetector, land
         mine = np.array([b.box for b in blaze.detect(img)])
         theirs = mediapipe_reference.reference_boxes(img)
         box_diff = float(np.abs(mine - theirs).max()) if mine.shape == theirs.shape and len(mine) else float("nan")
-        print(f"| {name} | {w}×{h} | {d.mean():.4f} | {d.max():.4f} | {d[468:].mean():.4f} | {len(mine)} / {len(theirs)} | {box_diff:.4f} |",
+        print(f"| {name} | {w}×{h} | {d.mean():.4f} | {d.max():.4f} | {d[468:].mean():.4f} "
+              f"| {len(mine)} / {len(theirs)} | {box_diff:.4f} |",
               flush=True)
 
 

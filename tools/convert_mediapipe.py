@@ -131,7 +131,8 @@ def convert(path: Path) -> dict[str, np.ndarray]:
             continue
         opt: dict = {}
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            o = _builtin_options(tflite, op, tflite.Conv2DOptions if name == "CONV_2D" else tflite.DepthwiseConv2DOptions)
+            kind = tflite.Conv2DOptions if name == "CONV_2D" else tflite.DepthwiseConv2DOptions
+            o = _builtin_options(tflite, op, kind)
             kh, kw = shapes[ins[1]][1:3]
             ih, iw = shapes[ins[0]][1:3]
             stride = (o.StrideH(), o.StrideW())
@@ -197,7 +198,8 @@ def main() -> None:
     import mediapipe
 
     if mediapipe.__version__ != "0.10.21":
-        raise SystemExit(f"error: expected mediapipe 0.10.21 (the wheel the licence note names), found {mediapipe.__version__}")
+        raise SystemExit("error: expected mediapipe 0.10.21 (the wheel the licence note names), "
+                         f"found {mediapipe.__version__}")
     modules = Path(mediapipe.__file__).parent / "modules"
     for src, dst in MODELS.items():
         arrays = convert(modules / src)

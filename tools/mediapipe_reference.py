@@ -29,7 +29,8 @@ def solutions():
 
         return mp.solutions
     except (ImportError, AttributeError) as exc:
-        raise BackendUnavailableError(f"the parity reference needs mediapipe==0.10.21 with mp.solutions: {exc}") from exc
+        raise BackendUnavailableError(
+            f"the parity reference needs mediapipe==0.10.21 with mp.solutions: {exc}") from exc
 
 
 def reference_mesh(image: np.ndarray, detection: FaceDetection) -> np.ndarray | None:
@@ -63,4 +64,5 @@ def reference_boxes(image: np.ndarray, full_range: bool = True, min_score: float
                                                   model_selection=int(full_range)) as det:
         found = sorted(det.process(image).detections or [], key=lambda d: -d.score[0])
     boxes = [d.location_data.relative_bounding_box for d in found]
-    return np.array([[r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h] for r in boxes]).reshape(-1, 4)
+    corners = [[r.xmin * w, r.ymin * h, (r.xmin + r.width) * w, (r.ymin + r.height) * h] for r in boxes]
+    return np.array(corners).reshape(-1, 4)

@@ -50,7 +50,8 @@ def _predictor():
     try:
         import dlib
     except ImportError as exc:
-        raise BackendUnavailableError(f"the dlib landmarker needs the 'dlib' package (pip install dlib-bin): {exc}") from exc
+        raise BackendUnavailableError(
+            f"the dlib landmarker needs the 'dlib' package (pip install dlib-bin): {exc}") from exc
     path = _predictor_path()
     try:
         return dlib, dlib.shape_predictor(str(path))

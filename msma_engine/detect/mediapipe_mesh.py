@@ -14,7 +14,8 @@ drawing it on real photos; it is written out here from the mesh topology:
 ====== ================================================ =========================
 iBUG   meaning                                          mesh vertices
 ====== ================================================ =========================
-0-16   jaw, image-left ear level → chin (8) → image-right 127 234 93 132+58 58+172 136 150 176 152 400 379 365 397+288 361 323 454 356
+0-16   jaw, image-left ear level → chin (8) →         127 234 93 132+58 58+172 136 150 176 152
+       image-right                                      400 379 365 397+288 361 323 454 356
 17-21  image-left brow, outer → inner                   156 70+63 105 66 107+55
 22-26  image-right brow, inner → outer                  336+285 296 334 293+300 383
 27-30  nose bridge, top → tip (30)                      168+6 197+195 5 4

@@ -13,7 +13,8 @@ the caller wants: P-Net's pyramid starts from a copy scaled by ``min(1,
 min_face_size / smallest_face, max_side / longest side)`` — by default faces
 down to 32 photo pixels are found (the pipeline rejects faces under 40 px
 anyway) and the longest side is at most 1280 px. R-Net and O-Net then crop
-the full-resolution photo, so boxes and points keep full precision. This keeps a 1-megapixel portrait well under 300 ms on two CPU
+the full-resolution photo, so boxes and points keep full precision. This keeps a 1-megapixel
+portrait well under 300 ms on two CPU
 cores; pass ``smallest_face=20`` for facenet-pytorch's exhaustive search.
 
 Image resampling (pyramid levels and the R-Net/O-Net crops) uses OpenCV's

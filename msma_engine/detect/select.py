@@ -201,13 +201,15 @@ def pick_face(
         raise NoFaceError(f"no face found in {image_name}")
     sure = [d for d in detections if d.score >= min_score]
     if sure and len(sure) < len(detections):
-        logger.info("%s: ignoring %d detection(s) scoring below %.2f", image_name, len(detections) - len(sure), min_score)
+        logger.info("%s: ignoring %d detection(s) scoring below %.2f", image_name, len(detections) - len(sure),
+                    min_score)
         detections = sure
     ordered = sorted(detections, key=lambda d: 0.5 * (d.box[0] + d.box[2]))
     n = len(ordered)
     if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
         if not -n <= which < n:
-            raise NoFaceError(f"face number {which} requested but {image_name} has {n} face(s), numbered 0-{n - 1} left to right")
+            raise NoFaceError(f"face number {which} requested but {image_name} has {n} face(s), "
+                              f"numbered 0-{n - 1} left to right")
         chosen = [ordered[which]]
     elif which == "largest":
         chosen = [max(ordered, key=lambda d: d.area)]
@@ -215,7 +217,8 @@ def pick_face(
         if n > 1:
             boxes = ", ".join(f"({d.box[0]:.0f},{d.box[1]:.0f})-({d.box[2]:.0f},{d.box[3]:.0f})" for d in ordered)
             raise MultipleFacesError(
-                f"{n} faces found in {image_name} where one was expected: {boxes}; choose one by number or use 'largest'"
+                f"{n} faces found in {image_name} where one was expected: {boxes}; "
+                "choose one by number or use 'largest'"
             )
         chosen = ordered
     elif which == "all":

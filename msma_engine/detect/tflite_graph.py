@@ -91,7 +91,8 @@ class TFLiteGraph(torch.nn.Module):
         if kind == "PRELU" and tensor == op["in"][1]:
             channels = self.shapes[op["in"][0]][-1]
             if t.numel() != channels:
-                raise ModelFileError(f"{self.source}: PReLU slopes {list(t.shape)} are not one per channel ({channels})")
+                raise ModelFileError(
+                    f"{self.source}: PReLU slopes {list(t.shape)} are not one per channel ({channels})")
             return t.reshape(channels)
         if t.dim() == 4 and t.is_floating_point():
             return _from_nhwc(t).contiguous()
@@ -154,7 +155,8 @@ class TFLiteGraph(torch.nn.Module):
 
             def strided_slice(x, begin, end, strides):
                 index = tuple(
-                    slice(None if bmask >> d & 1 else int(begin[d]), None if emask >> d & 1 else int(end[d]), int(strides[d]))
+                    slice(None if bmask >> d & 1 else int(begin[d]),
+                          None if emask >> d & 1 else int(end[d]), int(strides[d]))
                     for d in range(len(begin))
                 )
                 return _from_nhwc(_to_nhwc(x)[index])
@@ -262,7 +264,8 @@ def transform_tensor_bilinear(x: torch.Tensor, matrix: torch.Tensor, size: tuple
     """
     _, _, h, w = x.shape
     m = matrix[0].double()
-    v, u = torch.meshgrid(torch.arange(size[0], dtype=torch.float64), torch.arange(size[1], dtype=torch.float64), indexing="ij")
+    v, u = torch.meshgrid(torch.arange(size[0], dtype=torch.float64), torch.arange(size[1], dtype=torch.float64),
+                          indexing="ij")
     tx = m[0, 0] * (u + 0.5) + m[0, 1] * (v + 0.5) + m[0, 3] - 0.5
     ty = m[1, 0] * (u + 0.5) + m[1, 1] * (v + 0.5) + m[1, 3] - 0.5
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)

@@ -13,7 +13,8 @@ from msma_engine.detect.roi import RotatedRect, rect_to_image, warp_rect
 
 
 def test_roi_from_detection():
-    det = BlazeFaceBox(box=np.array([10.0, 20.0, 110.0, 100.0]), keypoints=np.array([[40, 50], [80, 90]] + [[0, 0]] * 4, float),
+    det = BlazeFaceBox(box=np.array([10.0, 20.0, 110.0, 100.0]),
+                       keypoints=np.array([[40, 50], [80, 90]] + [[0, 0]] * 4, float),
                        score=0.9)
     roi = roi_from_detection(det)
     assert (roi.cx, roi.cy, roi.width, roi.height) == (60.0, 60.0, 150.0, 150.0)

@@ -101,9 +101,11 @@ class TestLandmarker:
         mesh[:] = 0  # callers get copies: the remembered mesh must not change
         assert np.abs(landmarker.mesh(astronaut, face)).max() > 100
         flipped = np.ascontiguousarray(astronaut[:, ::-1])  # other content, same box -> a different mesh
-        other = landmarker.mesh(flipped, FaceDetection(box=[512 - face.box[2], face.box[1], 512 - face.box[0], face.box[3]],
+        mirrored_box = [512 - face.box[2], face.box[1], 512 - face.box[0], face.box[3]]
+        other = landmarker.mesh(flipped, FaceDetection(box=mirrored_box,
                                                        score=1.0, points5=np.zeros((5, 2)), source="test"))
-        np.testing.assert_allclose(512 - other[4, 0], landmarker.mesh(astronaut, face)[4, 0], atol=4.0)  # nose tip mirrored
+        # The nose tip, mirrored.
+        np.testing.assert_allclose(512 - other[4, 0], landmarker.mesh(astronaut, face)[4, 0], atol=4.0)
 
     def test_no_face_in_box(self, landmarker):
         blank = np.full((400, 400, 3), 90, np.uint8)

@@ -80,7 +80,8 @@ def test_depth_to_space_follows_tensorflow_order():
     for h in range(4):
         for w in range(6):
             i, j = h % 2, w % 2
-            np.testing.assert_array_equal(y[0, h, w].numpy(), xn[0, h // 2, w // 2, (i * 2 + j) * 2:(i * 2 + j) * 2 + 2])
+            c = (i * 2 + j) * 2
+            np.testing.assert_array_equal(y[0, h, w].numpy(), xn[0, h // 2, w // 2, c:c + 2])
 
 
 def test_same_padding_convolution_matches_a_manual_sum():
