@@ -97,12 +97,14 @@ def _studio(bpy, scene, size: int, samples: int):
     scene.render.resolution_percentage = 100
     scene.render.film_transparent = False
     scene.render.image_settings.file_format = "PNG"
+    # Blender's default AgX view transform washes skin out; "Standard" shows the albedo's own colours.
+    scene.view_settings.view_transform = "Standard"
     world = bpy.data.worlds.new("Sheet World")
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.35, 0.36, 0.38, 1.0)
-    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 1.0
+    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.5
     scene.world = world
-    for name, loc, energy in (("Key", (-0.5, -0.8, 0.5), 60.0), ("Fill", (0.7, -0.6, 0.1), 25.0),
-                              ("Rim", (0.0, 0.8, 0.6), 30.0)):
+    for name, loc, energy in (("Key", (-0.5, -0.8, 0.5), 25.0), ("Fill", (0.7, -0.6, 0.1), 10.0),
+                              ("Rim", (0.0, 0.8, 0.6), 15.0)):
         light = bpy.data.lights.new(name, "AREA")
         light.energy, light.size = energy, 0.6
         obj = bpy.data.objects.new(name, light)
