@@ -11,8 +11,7 @@
 # limitation, not counted) and exits 1 when any check failed. Step 4 opens a real window under
 # Xvfb (screenshots in out/real_blender/) and presses Install Dependencies there (pip, from the
 # registries). Step 5, with the dependencies in Blender, runs `msma reconstruct` and builds a face
-# from a result that the repository's .venv reconstructs from the astronaut photo (the engine's
-# landmarker still needs mediapipe 0.10.21, which has no wheel for Python 3.13), with the
+# from a result that the repository's .venv reconstructs from the astronaut photo, with the
 # extension's own writer. PYTHON=... names the repository's Python (default .venv/bin/python).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -102,7 +101,7 @@ if blender_run "--python-expr 'import torch, scipy, PIL, cv2'" >/dev/null 2>&1; 
   ! grep -q Traceback <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]
   result "msma reconstruct astronaut.png: exits cleanly (rc=$rc)" $? "$err"
   if [ $rc -eq 0 ] && [ -f "$ROOT$WORK/out/a.blend" ]; then result "msma reconstruct wrote out/a.blend" 0
-  else say "XFAIL msma reconstruct astronaut.png -> .blend (known, not counted until the PyTorch landmarker of issue 11 lands: today's needs mediapipe 0.10.21, which has no wheel for Python 3.13)"; fi
+  else result "msma reconstruct wrote out/a.blend" 1 "$err"; fi
 
   PYTHONPATH=$REPO $PY - "$ROOT$WORK" 2>"$ROOT$WORK/venv-reconstruct.log" <<'EOF' || { result "venv reconstructs the astronaut" 1; }
 import pickle, sys
