@@ -28,6 +28,11 @@ chroot_apt python3-venv python3-pip python3-torch blender
 rm -rf "$ROOT$WORK/repo" && mkdir -p "$ROOT$WORK/repo" "$ROOT$WORK/home"
 git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}"' \
   | tar --null -T - -cf - | tar -xf - -C "$ROOT$WORK/repo"
+# The test photos (public domain) and BFM index files (MIT) the tests look for beside the checkout.
+SHARED=${MSMA_SHARED_DATA:-$(cd .. && pwd)/shared/data}
+[ -d "$SHARED" ] || SHARED=/work/shared/data
+rm -rf "$ROOT$WORK/shared" && mkdir -p "$ROOT$WORK/shared/data"
+for d in photos bfm09_helpers; do [ -d "$SHARED/$d" ] && cp -r "$SHARED/$d" "$ROOT$WORK/shared/data/"; done
 # requirements.txt with Debian's torch instead of PyPI's; nodeps without mediapipe (see above).
 grep -v -E '^torch([=<>~! ;]|$)' requirements.txt > "$ROOT$WORK/req.txt"
 grep -v -E '^mediapipe([=<>~! ;]|$)' requirements-nodeps.txt > "$ROOT$WORK/req-nodeps.txt"
