@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         engine_glb = write_glb(res, exp_basis, Path(tmp) / "engine.glb")
         sizes.append(("engine .glb (msma_engine.export_gltf)", engine_glb.stat().st_size))
         cmd_args = SimpleNamespace(texture="pack", camera=False, preview=None, lighting=1.0, animation=False,
-                                   smoothing=1.0, identity="first", preview_over_photo=False)
+                                   smoothing=1.0, identity="first", preview_over_photo=False, force=True)
         for fmt in ("glb", "fbx"):
             path = Path(tmp) / f"blender.{fmt}"
             bpy.ops.wm.read_factory_settings(use_empty=True)
