@@ -1,6 +1,6 @@
 """Weights of the training losses; the loss terms themselves are :mod:`msma_engine.losses`.
 
-The terms are shared with test-time fitting (one definition each) and re-exported here.
+The terms are shared with test-time fitting (one definition each) and imported from there.
 :class:`LossWeights` holds their weights with the paper's defaults (Deep3DFaceRecon's
 values where MSMA follows it). Landmarks are in pixels of the 224×224 crop, which is the
 scale the landmark weight 1.6e-3 was tuned for.
@@ -10,30 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from msma_engine.losses import (
-    coefficient_loss,
-    coefficient_regularisation,
-    gamma_regularisation,
-    landmark_loss,
-    landmark_weights,
-    perceptual_loss,
-    photometric_loss,
-    reflectance_loss,
-    vertex_loss,
-)
-
-__all__ = [
-    "LossWeights",
-    "photometric_loss",
-    "perceptual_loss",
-    "landmark_weights",
-    "landmark_loss",
-    "coefficient_regularisation",
-    "gamma_regularisation",
-    "reflectance_loss",
-    "coefficient_loss",
-    "vertex_loss",
-]
+__all__ = ["LossWeights"]
 
 
 @dataclass

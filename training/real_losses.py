@@ -2,7 +2,7 @@
 
 - :func:`distillation_loss`: the network's coefficients against the offline test-time fit of
   the same photo (:mod:`training.pseudo_labels`), with the supervised coefficient loss of
-  :func:`training.losses.coefficient_loss` (the same per-group weighting as on synthetic
+  :func:`msma_engine.losses.coefficient_loss` (the same per-group weighting as on synthetic
   data), on the photos that have a label.
 - :func:`identity_consistency_loss`: photos of one person (LFW) should get one identity:
   squared distance of each photo's identity coefficients to the mean of that person's
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from msma_engine.errors import ShapeError
-from training.losses import coefficient_loss
+from msma_engine.losses import coefficient_loss
 
 __all__ = ["distillation_loss", "identity_consistency_loss", "dense_points_2d", "dense_landmark_loss", "real_losses"]
 
@@ -32,7 +32,7 @@ def distillation_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Ten
     Args:
         pred, target: ``(B, n)`` coefficients (network, offline fit).
         valid: ``(B,)`` 1 where the photo has a pseudo-label.
-        slices, group_weights: as :func:`training.losses.coefficient_loss`.
+        slices, group_weights: as :func:`msma_engine.losses.coefficient_loss`.
 
     Returns:
         Scalar; 0 (with a gradient path) when no row is labelled.

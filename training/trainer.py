@@ -47,7 +47,7 @@ from msma_engine.render import RenderContext, render_mesh
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
 from training.real_losses import real_losses
-from training.losses import (
+from msma_engine.losses import (
     coefficient_loss,
     coefficient_regularisation,
     gamma_regularisation,

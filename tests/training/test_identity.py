@@ -9,7 +9,7 @@ import torch
 
 from msma_engine.errors import BackendUnavailableError, WeightsError
 from training.identity import ARCFACE_ENV, IdentityEmbedder, iresnet50, load_identity_embedder
-from training.losses import perceptual_loss
+from msma_engine.losses import perceptual_loss
 
 
 def test_missing_weights_are_reported(monkeypatch, tmp_path):

