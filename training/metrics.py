@@ -36,6 +36,7 @@ __all__ = [
     "landmark_nme",
     "masked_psnr",
     "masked_ssim",
+    "closest_point_on_triangles",
     "point_to_mesh_distance",
     "vertex_normals_np",
     "NowResult",
@@ -202,7 +203,7 @@ def masked_ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, max_val: f
 
 
 # --- point-to-surface geometry (numpy) ------------------------------------------------------
-def _closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Closest points on triangles ``(N, 3)`` ×3 to points ``p`` ``(N, 3)`` (Ericson, RTCD 5.1.5)."""
     ab, ac, ap = b - a, c - a, p - a
     d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
@@ -267,7 +268,7 @@ def point_to_mesh_distance(points: np.ndarray, vertices: np.ndarray, triangles: 
     best_p = np.zeros_like(points)
     for j in range(k):
         t = tri_v[idx[:, j]]
-        q = _closest_point_on_triangles(points, t[:, 0], t[:, 1], t[:, 2])
+        q = closest_point_on_triangles(points, t[:, 0], t[:, 1], t[:, 2])
         d = np.linalg.norm(points - q, axis=1)
         better = d < best_d
         best_d[better], best_p[better] = d[better], q[better]

@@ -46,6 +46,7 @@ from msma_engine.render import RenderContext
 
 from tools.default_head.calibrate_landmarks import CalibrationConfig, _render
 from tools.default_head.dense_table import DENSE_PATH
+from training.metrics import closest_point_on_triangles
 
 __all__ = ["DenseCalibrationConfig", "DENSE_PATH", "render_and_mesh", "choose_surface_points",
            "reprojection_error", "closest_surface_points", "main"]
@@ -159,49 +160,26 @@ def closest_surface_points(mean_shape: np.ndarray, triangles: np.ndarray, points
     from scipy.spatial import cKDTree
 
     corners = mean_shape[triangles]  # (F, 3, 3)
-    _, cand = cKDTree(corners.mean(1)).query(points, k=n_candidates)
-    best_idx = np.zeros((len(points), 3), np.int64)
-    best_w = np.zeros((len(points), 3))
-    for p, (q, cands) in enumerate(zip(points, cand)):
-        best = np.inf
-        for f in cands:
-            a, b, c = corners[f]
-            w = _closest_on_triangle(q, a, b, c)
-            d = np.linalg.norm(w @ corners[f] - q)
-            if d < best:
-                best, best_idx[p], best_w[p] = d, triangles[f], w
-    return best_idx, best_w
+    _, cand = cKDTree(corners.mean(1)).query(points, k=n_candidates)  # (P, k)
+    tri = corners[cand]  # (P, k, 3, 3)
+    queries = np.broadcast_to(points[:, None], cand.shape + (3,))
+    near = closest_point_on_triangles(queries.reshape(-1, 3), *(tri.reshape(-1, 3, 3)[:, i] for i in range(3)))
+    near = near.reshape(queries.shape)
+    best = np.linalg.norm(near - queries, axis=-1).argmin(axis=1)  # the first of equals, as a strict '<' scan
+    rows = np.arange(len(points))
+    face = cand[rows, best]
+    return triangles[face].astype(np.int64), _barycentric(near[rows, best], corners[face])
 
 
-def _closest_on_triangle(q: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentric weights (3,) of the point of triangle abc nearest to q (Ericson, RTCD 5.1.5)."""
-    ab, ac, ap = b - a, c - a, q - a
-    d1, d2 = ab @ ap, ac @ ap
-    if d1 <= 0 and d2 <= 0:
-        return np.array([1.0, 0.0, 0.0])
-    bp = q - b
-    d3, d4 = ab @ bp, ac @ bp
-    if d3 >= 0 and d4 <= d3:
-        return np.array([0.0, 1.0, 0.0])
-    vc = d1 * d4 - d3 * d2
-    if vc <= 0 and d1 >= 0 and d3 <= 0:
-        v = d1 / (d1 - d3)
-        return np.array([1 - v, v, 0.0])
-    cp = q - c
-    d5, d6 = ab @ cp, ac @ cp
-    if d6 >= 0 and d5 <= d6:
-        return np.array([0.0, 0.0, 1.0])
-    vb = d5 * d2 - d1 * d6
-    if vb <= 0 and d2 >= 0 and d6 <= 0:
-        w = d2 / (d2 - d6)
-        return np.array([1 - w, 0.0, w])
-    va = d3 * d6 - d5 * d4
-    if va <= 0 and (d4 - d3) >= 0 and (d5 - d6) >= 0:
-        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-        return np.array([0.0, 1 - w, w])
-    denom = 1.0 / (va + vb + vc)
-    v, w = vb * denom, vc * denom
-    return np.array([1 - v - w, v, w])
+def _barycentric(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """Barycentric weights ``(P, 3)`` of points ``(P, 3)`` lying on triangles ``(P, 3, 3)``."""
+    v0, v1, v2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], p - tri[:, 0]
+    d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
+    d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
+    den = d00 * d11 - d01 ** 2
+    v = (d11 * d20 - d01 * d21) / den
+    w = (d00 * d21 - d01 * d20) / den
+    return np.stack([1.0 - v - w, v, w], axis=-1)
 
 
 def _use(r: MeshRenders, cfg: DenseCalibrationConfig, renders: np.ndarray) -> np.ndarray:
