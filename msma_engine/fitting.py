@@ -57,6 +57,7 @@ from msma_engine.expression_prior import ExpressionPrior, PriorWeights, eye_look
 from msma_engine.face_model import FaceModel, FaceOutput
 from msma_engine.geometry import euler_to_rotation, rotation_to_euler
 from msma_engine.losses import (
+    PAPER_WEIGHTS,
     gamma_regularisation,
     inter_ocular_distance,
     landmark_nme,
@@ -121,12 +122,12 @@ class FitConfig:
     lr_shape: float = 2e-2
     lr_colour: float = 1e-2
     w_landmark: float = 5.8
-    w_photo: float = 1.92
-    w_reg: float = 3e-4
-    w_gamma: float = 10.0
-    w_id: float = 1.0
-    w_exp: float = 0.8
-    w_tex: float = 1.7e-2
+    w_photo: float = PAPER_WEIGHTS["photometric"]
+    w_reg: float = PAPER_WEIGHTS["regularisation"]
+    w_gamma: float = PAPER_WEIGHTS["gamma"]
+    w_id: float = PAPER_WEIGHTS["reg_id"]
+    w_exp: float = PAPER_WEIGHTS["reg_exp"]
+    w_tex: float = PAPER_WEIGHTS["reg_tex"]
     reg_scale: float = 0.03
     prior_scale: float = 1.0
     prior: PriorWeights = field(default_factory=PriorWeights)

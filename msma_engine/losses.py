@@ -19,6 +19,7 @@ an explicit argument, and the fit's deliberate deviations from the paper are:
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Literal
 
 import torch
@@ -38,7 +39,14 @@ __all__ = [
     "reflectance_loss",
     "coefficient_loss",
     "vertex_loss",
+    "PAPER_WEIGHTS",
 ]
+
+PAPER_WEIGHTS = MappingProxyType({"photometric": 1.92, "perceptual": 0.2, "landmark_px": 1.6e-3, "regularisation": 3e-4,
+                 "reg_id": 1.0, "reg_exp": 0.8, "reg_tex": 1.7e-2, "gamma": 10.0, "reflectance": 5.0})
+"""The paper's loss weights (Deep3DFaceRecon's values where MSMA defers to it), the defaults of
+both :class:`training.losses.LossWeights` and :class:`msma_engine.fitting.FitConfig`;
+``landmark_px`` is per squared pixel of the 224 crop."""
 
 
 def landmark_weights(nose: float = 20.0, mouth: float = 20.0, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from msma_engine.losses import PAPER_WEIGHTS
+
 __all__ = ["LossWeights"]
 
 
@@ -41,15 +43,15 @@ class LossWeights:
             decimetres so each group has a similar scale).
     """
 
-    photometric: float = 1.92
-    perceptual: float = 0.2
-    landmark: float = 1.6e-3
-    regularization: float = 3e-4
-    reg_id: float = 1.0
-    reg_exp: float = 0.8
-    reg_tex: float = 1.7e-2
-    gamma: float = 10.0
-    reflectance: float = 5.0
+    photometric: float = PAPER_WEIGHTS["photometric"]
+    perceptual: float = PAPER_WEIGHTS["perceptual"]
+    landmark: float = PAPER_WEIGHTS["landmark_px"]
+    regularization: float = PAPER_WEIGHTS["regularisation"]
+    reg_id: float = PAPER_WEIGHTS["reg_id"]
+    reg_exp: float = PAPER_WEIGHTS["reg_exp"]
+    reg_tex: float = PAPER_WEIGHTS["reg_tex"]
+    gamma: float = PAPER_WEIGHTS["gamma"]
+    reflectance: float = PAPER_WEIGHTS["reflectance"]
     landmark_nose: float = 20.0
     landmark_mouth: float = 20.0
     coeff: float = 0.0
