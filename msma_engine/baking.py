@@ -307,7 +307,7 @@ class TextureBaker:
         k = float(np.clip(1.0 / crop.scale, 1.0, 1.5))
         cam = m.camera.scaled(k)
         depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
-                                colors=out.vertex_colors, normals=out.normals).depth[0, 0].cpu().numpy()
+                                colors=out.vertex_colors, normals=out.normals).depth[0, ..., 0].cpu().numpy()
         timings["bake_depth"] = time.perf_counter() - t1
 
         t_mask = time.perf_counter()

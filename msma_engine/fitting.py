@@ -63,7 +63,7 @@ from msma_engine.losses import (
     landmark_nme,
     photometric_loss,
 )
-from msma_engine.render import Fragments, RenderContext, interpolate, rasterize
+from msma_engine.render import Fragments, RenderContext, channels_first, interpolate, rasterize
 from msma_engine.shading import SH_INIT_DC, sh_basis, sh_irradiance
 
 __all__ = [
@@ -231,7 +231,7 @@ def render_coeffs(model: FaceModel, ctx: RenderContext, coeffs: torch.Tensor, si
     frags = rasterize(ctx, cam.world_to_clip(out.vertices), model.triangles, (size, size), cull_backfaces=True)
     # One interpolation pass for colour and skin weight (background is zero in both).
     skin = model.skin_mask[None, :, None].expand(out.vertex_colors.shape[0], -1, 1)
-    pix = interpolate(torch.cat([out.vertex_colors, skin], -1), frags, model.triangles).permute(0, 3, 1, 2)
+    pix = channels_first(interpolate(torch.cat([out.vertex_colors, skin], -1), frags, model.triangles))
     normals = interpolate(out.normals, frags, model.triangles) if with_normals else None
     return FitRender(out, pix[:, :3], pix[:, 3:], frags, normals)
 
@@ -796,7 +796,7 @@ class FaceFitter:
         def loss() -> torch.Tensor:
             alb = (self._alb_mean + torch.einsum("bk,kvc->bvc", params["tex"], self._alb_basis)).clamp(0.0, 1.0)
             irr = torch.einsum("bvk,bck->bvc", basis, params["gamma"].view(1, 3, 9) + dc)
-            rendered = interpolate(alb * irr, frags, m.triangles).permute(0, 3, 1, 2)
+            rendered = channels_first(interpolate(alb * irr, frags, m.triangles))
             return (cfg.w_photo * photometric_loss(rendered, image, mask)
                     + cfg.reg_scale * cfg.w_reg * cfg.w_tex * (params["tex"] ** 2).sum()
                     + cfg.w_gamma * cfg.w_reg * gamma_regularisation(params["gamma"]))

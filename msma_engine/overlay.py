@@ -82,7 +82,7 @@ def _render_window(result: FaceResult, cam: PerspectiveCamera, size: tuple[int, 
             uv = interpolate(torch.as_tensor(np.asarray(result.uv_coords, dtype=np.float32)), frags,
                              torch.as_tensor(np.asarray(result.uv_triangles, dtype=np.int64)))
             tex = torch.as_tensor(np.asarray(result.albedo_texture, dtype=np.float32) / 255.0)[None]
-            albedo = texture(tex, uv, boundary="clamp")
+            albedo = texture(ctx, tex, uv, boundary="clamp")
             gamma = torch.as_tensor(np.asarray(result.sh_coeffs, dtype=np.float32))[None]
             tex_rgb = (albedo * sh_irradiance(normals, gamma)).clamp(0.0, 1.0)[0].numpy()
     return clay, mask, tex_rgb

@@ -25,7 +25,7 @@ import torch
 
 from msma_engine.face_model import FaceModel
 from msma_engine.network.regressor import CoefficientRegressor
-from msma_engine.render import RenderContext, render_mesh
+from msma_engine.render import RenderContext, channels_first, render_mesh
 from training.config import SyntheticConfig
 from training.data.synthetic import SyntheticFaces
 from training.metrics import aligned_vertex_error_mm, landmark_nme, masked_psnr, masked_ssim
@@ -93,7 +93,7 @@ def rerender(model: FaceModel, coeffs: torch.Tensor,
     cam = model.camera
     res = render_mesh(ctx or RenderContext("torch"), out.vertices, model.triangles, cam.image_size,
                       project=cam.world_to_clip, colors=out.vertex_colors, normals=out.normals, cull_backfaces=True)
-    return res.image.clamp(0, 1), res.mask
+    return channels_first(res.image.clamp(0, 1)), channels_first(res.mask)
 
 
 def _image_metrics(model: FaceModel, coeffs: torch.Tensor, images: torch.Tensor, skin: torch.Tensor,

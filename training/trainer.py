@@ -43,7 +43,7 @@ from msma_engine.errors import BackendUnavailableError, CheckpointError
 from msma_engine.fileio import atomic_output
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.network import build_network, load_weights, save_weights
-from msma_engine.render import RenderContext, render_mesh
+from msma_engine.render import RenderContext, channels_first, render_mesh
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
 from training.real_losses import real_losses
@@ -266,11 +266,11 @@ class Trainer:
             cam = fm.camera
             rend = render_mesh(self.ctx, out.vertices, fm.triangles, cam.image_size, project=cam.world_to_clip,
                                colors=out.vertex_colors, normals=out.normals, cull_backfaces=True)
-            face = rend.mask
+            rendered, face = channels_first(rend.image), channels_first(rend.mask)
             if w.photometric > 0:
-                losses["photometric"] = w.photometric * photometric_loss(rend.image, images, face * batch["mask"])
+                losses["photometric"] = w.photometric * photometric_loss(rendered, images, face * batch["mask"])
             if w.perceptual > 0 and self.embedder is not None:
-                composite = rend.image * face + images * (1 - face)
+                composite = rendered * face + images * (1 - face)
                 losses["perceptual"] = w.perceptual * perceptual_loss(self.embedder(composite), self.embedder(images))
         if w.regularization > 0:
             losses["regularization"] = w.regularization * coefficient_regularisation(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from msma_engine.render.fragments import Fragments
+from msma_engine.render.fragments import NvdiffrastFragments
 
 __all__ = ["rasterize", "interpolate", "texture"]
 
@@ -25,7 +25,7 @@ def _dr():
 
 
 def rasterize(ctx, pos: torch.Tensor, tris: torch.Tensor, resolution: tuple[int, int],
-              cull_backfaces: bool) -> Fragments:
+              cull_backfaces: bool) -> NvdiffrastFragments:
     """nvdiffrast version of :func:`msma_engine.render.rasterize` (arguments already checked)."""
     dr = _dr()
     glctx = ctx.nvdiffrast_context(pos.device)
@@ -50,8 +50,8 @@ def rasterize(ctx, pos: torch.Tensor, tris: torch.Tensor, resolution: tuple[int,
     covered = (tri_id >= 0).unsqueeze(-1)
     bary = torch.where(covered, torch.stack([u, v, 1.0 - u - v], dim=-1), torch.zeros_like(flipped[..., :3]))
     depth_attr, _ = dr.interpolate(pos32[..., 3:4].contiguous(), raw, tri32)
-    depth = torch.where(covered.squeeze(-1), depth_attr.flip(1)[..., 0], torch.full_like(u, float("inf")))
-    return Fragments(triangle_id=tri_id, backend="nvdiffrast", raw=raw, dense_barycentrics=bary, dense_depth=depth)
+    depth = torch.where(covered.squeeze(-1), depth_attr.flip(1)[..., 0], torch.zeros_like(u))
+    return NvdiffrastFragments(triangle_id=tri_id, barycentrics=bary, depth=depth, raw=raw)
 
 
 def _front_facing(pos: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def _front_facing(pos: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
     return area > 0
 
 
-def interpolate(attr: torch.Tensor, frags: Fragments, tris: torch.Tensor) -> torch.Tensor:
+def interpolate(attr: torch.Tensor, frags: NvdiffrastFragments, tris: torch.Tensor) -> torch.Tensor:
     """nvdiffrast version of :func:`msma_engine.render.interpolate` (arguments already checked)."""
     out, _ = _dr().interpolate(attr.float().contiguous(), frags.raw, tris.int().contiguous())
     return out.flip(1)

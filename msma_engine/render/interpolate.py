@@ -6,7 +6,7 @@ import torch
 
 from msma_engine.errors import ShapeError
 from msma_engine.render import _nvdiffrast
-from msma_engine.render.fragments import Fragments
+from msma_engine.render.fragments import Fragments, NvdiffrastFragments, TorchFragments
 
 __all__ = ["interpolate"]
 
@@ -14,7 +14,8 @@ __all__ = ["interpolate"]
 def interpolate(attr: torch.Tensor, frags: Fragments, tris: torch.Tensor) -> torch.Tensor:
     """Interpolate per-vertex attributes with the fragments' barycentrics.
 
-    Differentiable w.r.t. ``attr`` and, through the barycentrics, w.r.t. the clip positions
+    As ``nvdiffrast.torch.interpolate(attr, rast, tri)``; the backend follows the fragments'
+    type. Differentiable w.r.t. ``attr`` and, through the barycentrics, w.r.t. the clip positions
     that produced ``frags``. ``tris`` need not be the rasterized triangles, only in the same
     face order (e.g. position triangles over :func:`rasterize_uv` fragments).
 
@@ -39,8 +40,10 @@ def interpolate(attr: torch.Tensor, frags: Fragments, tris: torch.Tensor) -> tor
             f"tris index range [{int(tris.min())}, {int(tris.max())}] is out of range "
             f"for attr of shape {tuple(attr.shape)}"
         )
-    if frags.backend == "nvdiffrast":
+    if isinstance(frags, NvdiffrastFragments):
         return _nvdiffrast.interpolate(attr, frags, tris)
+    if not isinstance(frags, TorchFragments):
+        raise TypeError(f"frags must come from rasterize() or rasterize_uv(), got {type(frags).__name__}")
 
     nv, nc = attr.shape[1], attr.shape[2]
     idx, tri = frags.pixel_index, frags.pixel_triangle

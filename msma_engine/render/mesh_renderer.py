@@ -24,14 +24,16 @@ __all__ = ["MeshRender", "render_mesh"]
 
 @dataclass
 class MeshRender:
-    """Images from :func:`render_mesh`, all ``(B, C, H, W)`` with row 0 at the top.
+    """Images from :func:`render_mesh`, all channels-last ``(B, H, W, C)`` with row 0 at the
+    top, like the primitives (:func:`~msma_engine.render.channels_first` converts for the
+    ``(B, C, H, W)`` image losses and networks).
 
     Attributes:
-        image: ``(B, 3, H, W)`` shaded colour in [0, 1]-ish (not clamped), ``background``
+        image: ``(B, H, W, 3)`` shaded colour in [0, 1]-ish (not clamped), ``background``
             outside the mesh.
-        mask: ``(B, 1, H, W)`` float, 1 where the mesh covers the pixel.
-        depth: ``(B, 1, H, W)`` camera depth ``Z`` in metres, 0 on background.
-        normals: ``(B, 3, H, W)`` unit normals in the world frame (which has the camera's
+        mask: ``(B, H, W, 1)`` float, 1 where the mesh covers the pixel.
+        depth: ``(B, H, W, 1)`` camera depth ``Z`` in metres, 0 on background.
+        normals: ``(B, H, W, 3)`` unit normals in the world frame (which has the camera's
             axes), 0 on background.
         fragments: the rasterizer output, for further interpolation.
     """
@@ -113,11 +115,4 @@ def render_mesh(
     image = rgb + (1.0 - mask) * background
     pix_n = interpolate(normals, frags, tris)
     pix_n = pix_n / pix_n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    depth = torch.where(frags.mask, frags.depth, torch.zeros_like(frags.depth)).unsqueeze(1)
-    return MeshRender(
-        image=image.permute(0, 3, 1, 2),
-        mask=mask.permute(0, 3, 1, 2),
-        depth=depth,
-        normals=pix_n.permute(0, 3, 1, 2),
-        fragments=frags,
-    )
+    return MeshRender(image=image, mask=mask, depth=frags.depth.unsqueeze(-1), normals=pix_n, fragments=frags)

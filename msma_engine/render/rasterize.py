@@ -15,7 +15,7 @@ from msma_engine.errors import ShapeError
 from msma_engine.render import _nvdiffrast
 from msma_engine.render._torch_raster import covered_barycentrics, visibility
 from msma_engine.render.context import RenderContext
-from msma_engine.render.fragments import Fragments
+from msma_engine.render.fragments import Fragments, TorchFragments
 
 __all__ = ["rasterize", "rasterize_uv"]
 
@@ -60,8 +60,9 @@ def rasterize(
         cull_backfaces: drop triangles seen from behind (clockwise on screen).
 
     Returns:
-        :class:`Fragments` with triangle ids, perspective-correct barycentrics and depth,
-        row 0 at the top. Barycentrics and depth are differentiable w.r.t. ``pos_clip``.
+        :class:`Fragments` (the backend's subclass) with triangle ids, perspective-correct
+        barycentrics and depth, row 0 at the top, 0 on background. Barycentrics and depth are
+        differentiable w.r.t. ``pos_clip``.
 
     Example:
         >>> frags = rasterize(RenderContext("torch"), pos, tris, (224, 224))
@@ -79,15 +80,14 @@ def rasterize(
     return _rasterize_torch(pos_clip, tris, h, w, cull_backfaces)
 
 
-def _rasterize_torch(pos: torch.Tensor, tris: torch.Tensor, h: int, w: int, cull: bool) -> Fragments:
+def _rasterize_torch(pos: torch.Tensor, tris: torch.Tensor, h: int, w: int, cull: bool) -> TorchFragments:
     bsz = pos.shape[0]
     pixel_index, pixel_triangle = visibility(pos.detach(), tris, h, w, cull)
     bary, depth = covered_barycentrics(pos, tris, pixel_index, pixel_triangle, h, w)
     tri_id = torch.full((bsz * h * w,), -1, dtype=torch.long, device=pos.device)
     tri_id[pixel_index] = pixel_triangle
-    return Fragments(
+    return TorchFragments(
         triangle_id=tri_id.view(bsz, h, w),
-        backend="torch",
         pixel_index=pixel_index,
         pixel_triangle=pixel_triangle,
         pixel_barycentrics=bary,

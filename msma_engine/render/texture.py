@@ -20,22 +20,21 @@ __all__ = ["texture", "dilate_texture"]
 
 
 def texture(
+    ctx: RenderContext,
     tex: torch.Tensor,
     uv: torch.Tensor,
     boundary: Literal["wrap", "clamp"] = "wrap",
-    ctx: RenderContext | None = None,
 ) -> torch.Tensor:
-    """Sample a texture bilinearly at UV coordinates.
+    """Sample a texture bilinearly at UV coordinates (as ``nvdiffrast.torch.texture(tex, uv)``).
 
     Args:
+        ctx: render context; its nvdiffrast backend serves CUDA tensors when chosen.
         tex: ``(B, Ht, Wt, C)`` (or ``(1, ...)`` broadcast over the batch) float texture, row 0
             at the top.
         uv: ``(B, H, W, 2)`` UV coordinates, origin bottom-left.
         boundary: ``"wrap"`` (repeat: the fractional part of u and v is used, and filtering
             wraps across the border — right for tiling textures) or ``"clamp"`` (coordinates
             are clamped to the centres of the border texels — right for UV atlases).
-        ctx: render context; its nvdiffrast backend serves CUDA tensors when chosen. None =
-            pure PyTorch.
 
     Returns:
         ``(B, H, W, C)``, differentiable w.r.t. ``tex`` and ``uv``.
@@ -48,7 +47,7 @@ def texture(
         raise ShapeError(f"tex batch {tex.shape[0]} does not match uv batch {uv.shape[0]} ({tuple(uv.shape)})")
     if boundary not in ("wrap", "clamp"):
         raise ValueError(f"boundary must be 'wrap' or 'clamp', got {boundary!r}")
-    if ctx is not None and ctx.backend_for(uv.device) == "nvdiffrast":
+    if ctx.backend_for(uv.device) == "nvdiffrast":
         return _nvdiffrast.texture(tex, uv, boundary)
 
     bsz = uv.shape[0]

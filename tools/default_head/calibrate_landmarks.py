@@ -148,7 +148,7 @@ def _render(model: FaceModel, cam: PerspectiveCamera, ctx: RenderContext, rng: n
         verts = verts - torch.tensor([0.0, 0.0, cfg.distance_m])
         frags = rasterize(ctx, cam.world_to_clip(verts), model.triangles, cam.image_size)
         uv = interpolate(model.uv_coords, frags, model.uv_triangles)
-        alb = texture(model.albedo(c.tex), uv, boundary="clamp")
+        alb = texture(ctx, model.albedo(c.tex), uv, boundary="clamp")
         irr = interpolate(sh_irradiance(vertex_normals(verts, model.triangles), gamma)[0], frags, model.triangles)
         img = (alb * irr)[0].numpy()
     h, w = cam.image_size
@@ -197,8 +197,9 @@ def render_and_detect(model: FaceModel, cfg: CalibrationConfig, save_dir: Path |
         # Visibility: the vertex's depth against the rendered depth at its pixel.
         col = np.clip(np.round(px[:, 0] - 0.5).astype(int), 0, w - 1)
         row = np.clip(np.round(px[:, 1] - 0.5).astype(int), 0, h - 1)
+        # A vertex over the background (just off the silhouette) is not hidden by anything.
         zbuf = frags.depth[0].numpy()[row, col]
-        depth_ok = cam.depth(verts).numpy() <= zbuf + 2e-3
+        depth_ok = ~frags.mask[0].numpy()[row, col] | (cam.depth(verts).numpy() <= zbuf + 2e-3)
         # The mean-shape surface point under each detected landmark (rasterized triangle + barycentrics).
         lc = np.clip(np.floor(pts[:, 0]).astype(int), 0, w - 1)
         lr = np.clip(np.floor(pts[:, 1]).astype(int), 0, h - 1)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msma_engine.face_model import FaceModel
-from msma_engine.render import RenderContext
+from msma_engine.render import RenderContext, channels_first
 from training.config import SyntheticConfig
 from training.data.mixed import MixedStepSampler
 from training.data.synthetic import SyntheticFaces, sample_coefficients
@@ -75,7 +75,8 @@ class DeviceSynthetic:
         dev = model.mean_shape.device
         rngs = [np.random.default_rng([self.seed, int(i)]) for i in indices]
         coeffs = torch.stack([sample_coefficients(model, cfg, r) for r in rngs]).to(dev)
-        r = self._renderer.render(coeffs)
+        r = {k: channels_first(v) if k in ("image", "face_mask", "skin") else v
+             for k, v in self._renderer.render(coeffs).items()}
         b = len(indices)
         size = r["image"].shape[-1]
         g = torch.Generator(device=dev).manual_seed(int(np.random.default_rng([self.seed, int(indices[0]), 5])

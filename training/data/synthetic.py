@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from msma_engine.face_model import FaceModel
-from msma_engine.render import RenderContext, interpolate, render_mesh
+from msma_engine.render import RenderContext, channels_first, interpolate, render_mesh
 from training.config import SyntheticConfig
 
 __all__ = ["SyntheticSample", "SyntheticFaces", "sample_coefficients"]
@@ -248,13 +248,14 @@ class SyntheticFaces(Dataset):
 
     @torch.no_grad()
     def render(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Clean render of coefficients ``(B, n)``: image, face mask, skin mask, vertices, landmarks."""
+        """Clean render of coefficients ``(B, n)``: channels-last image ``(B, H, W, 3)``, face mask
+        and skin mask ``(B, H, W, 1)``, vertices, landmarks."""
         model = self.model
         out = model(coeffs)
         cam = model.camera
         res = render_mesh(self.ctx, out.vertices, model.triangles, cam.image_size, project=cam.world_to_clip,
                           colors=out.vertex_colors, cull_backfaces=True)
-        skin = interpolate(model.skin_mask[:, None], res.fragments, model.triangles).permute(0, 3, 1, 2)
+        skin = interpolate(model.skin_mask[:, None], res.fragments, model.triangles)
         face = res.mask
         return {
             "image": res.image.clamp(0, 1),
@@ -270,8 +271,8 @@ class SyntheticFaces(Dataset):
         rng = self.rng(index)
         coeffs = sample_coefficients(self.model, self.cfg, rng)
         r = self.render(coeffs[None])
-        face = r["face_mask"][0, 0].numpy()
-        fg = r["image"][0].permute(1, 2, 0).numpy()
+        face = r["face_mask"][0, ..., 0].numpy()
+        fg = r["image"][0].numpy()
         bg = _background(rng, _IMAGE_SIZE)
         img = fg * face[..., None] + bg * (1.0 - face[..., None])
         occ = np.zeros(face.shape, np.float32)
@@ -282,12 +283,12 @@ class SyntheticFaces(Dataset):
                 if rng.uniform() < self.cfg.p_occluder:
                     draw(img, occ, rng, lm)
             img = _augment(img, self.cfg, rng)
-        mask = r["skin"][0] * torch.from_numpy(1.0 - occ)[None]
+        mask = channels_first(r["skin"])[0] * torch.from_numpy(1.0 - occ)[None]
         return {
             "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
             "coeffs": coeffs,
             "vertices": r["vertices"][0],
             "landmarks": r["landmarks"][0],
             "mask": mask.float(),
-            "face_mask": r["face_mask"][0].float(),
+            "face_mask": channels_first(r["face_mask"])[0].float(),
         }

@@ -7,7 +7,7 @@ import torch
 from render_reference import random_clip_mesh
 
 from msma_engine.errors import ShapeError
-from msma_engine.render import RenderContext, interpolate, rasterize
+from msma_engine.render import Fragments, RenderContext, interpolate, rasterize
 
 CTX = RenderContext("torch")
 
@@ -76,3 +76,12 @@ class TestInterpolate:
             interpolate(torch.rand(4, 2), frags, tris)
         with pytest.raises(ShapeError, match="integer"):
             interpolate(torch.rand(8, 2), frags, tris.float())
+
+    def test_fragments_of_no_known_backend(self, scene):
+        _, tris, frags = scene
+
+        class Foreign(Fragments):
+            triangle_id = frags.triangle_id
+
+        with pytest.raises(TypeError, match="Foreign"):
+            interpolate(torch.rand(8, 2), Foreign(), tris)

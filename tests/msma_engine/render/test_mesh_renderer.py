@@ -43,20 +43,22 @@ def cube_render():
 
 def test_depth_normals_silhouette(cube_render):
     half, cam, out = cube_render
-    assert out.image.shape == (1, 3, 224, 224) and out.mask.shape == (1, 1, 224, 224)
+    assert out.image.shape == (1, 224, 224, 3) and out.mask.shape == (1, 224, 224, 1)
+    assert out.depth.shape == (1, 224, 224, 1) and out.normals.shape == (1, 224, 224, 3)
     # The front face z = +half spans u ∈ cx ± f·half/(d − half); the sides are hidden.
     r = cam.focal * half / (cam.distance - half)
     c = (torch.arange(224, dtype=torch.float64) + 0.5 - 112.0).abs()
     inside = (c[:, None] < r - 1e-6) & (c[None, :] < r - 1e-6)
     outside = (c[:, None] > r + 1e-6) | (c[None, :] > r + 1e-6)
-    m = out.mask[0, 0].bool()
+    m = out.mask[0, ..., 0].bool()
     assert m[inside].all() and not m[outside].any()
-    torch.testing.assert_close(out.depth[0, 0][m], torch.full_like(out.depth[0, 0][m], cam.distance - half))
-    assert (out.depth[0, 0][~m] == 0).all()
-    n = out.normals[0].permute(1, 2, 0)[m]
+    depth = out.depth[0, ..., 0]
+    torch.testing.assert_close(depth[m], torch.full_like(depth[m], cam.distance - half))
+    assert (depth[~m] == 0).all() and (out.normals[0][~m] == 0).all() and (out.image[0][~m] == 0).all()
+    n = out.normals[0][m]
     torch.testing.assert_close(n, torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(n))
     colour = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
-    torch.testing.assert_close(out.image[0].permute(1, 2, 0)[m], colour.expand(int(m.sum()), 3))
+    torch.testing.assert_close(out.image[0][m], colour.expand(int(m.sum()), 3))
 
 
 def test_rotated_cube_shows_side_normals():
@@ -67,7 +69,7 @@ def test_rotated_cube_shows_side_normals():
     posed = verts @ rot.T
     out = render_mesh(CTX, posed, tris, (112, 112), project=PerspectiveCamera().scaled(0.5).world_to_clip,
                       colors=torch.ones(24, 3, dtype=torch.float64))
-    n = out.normals[0].permute(1, 2, 0)[out.mask[0, 0].bool()]
+    n = out.normals[0][out.mask[0, ..., 0].bool()]
     side = rot @ torch.tensor([-1.0, 0, 0], dtype=torch.float64)
     front = rot @ torch.tensor([0, 0, 1.0], dtype=torch.float64)
     is_side = (n - side).norm(dim=-1) < 1e-9
@@ -87,7 +89,7 @@ def test_albedo_sh_matches_local_formula(cube_render):
     a1c1 = 2 * math.pi / math.sqrt(3) * math.sqrt(3) / math.sqrt(4 * math.pi)
     expected = torch.tensor([0.6, 0.5, 0.4], dtype=torch.float64) * (
         a0c0 * 0.8 + a1c1 * torch.tensor([0.3, 0.1, -0.2], dtype=torch.float64))
-    torch.testing.assert_close(out.image[0, :, 112, 112], expected)
+    torch.testing.assert_close(out.image[0, 112, 112], expected)
 
 
 def test_gradients_reach_vertices_and_colours(cube_render):

@@ -9,7 +9,8 @@ import torch
 from render_reference import random_clip_mesh
 
 from msma_engine.errors import BackendUnavailableError
-from msma_engine.render import RenderContext, interpolate, nvdiffrast_available, rasterize, rasterize_uv, texture
+from msma_engine.render import (NvdiffrastFragments, RenderContext, TorchFragments, interpolate, nvdiffrast_available,
+                                rasterize, rasterize_uv, texture)
 
 
 def _why_no_nvdiffrast() -> str | None:
@@ -52,6 +53,8 @@ class TestAgainstTorchBackend:
     def test_rasterize(self, cull):
         a = rasterize(self.nv, self.pos, self.tris, (96, 128), cull_backfaces=cull)
         b = rasterize(self.pt, self.pos, self.tris, (96, 128), cull_backfaces=cull)
+        assert isinstance(a, NvdiffrastFragments) and isinstance(b, TorchFragments)
+        assert (a.depth[~a.mask] == 0).all() and (a.barycentrics[~a.mask] == 0).all()  # one background value
         same = a.triangle_id == b.triangle_id
         assert same.float().mean() > 0.99  # edges and depth ties may differ
         torch.testing.assert_close(a.barycentrics[same], b.barycentrics[same], atol=1e-4, rtol=1e-4)
@@ -76,7 +79,7 @@ class TestAgainstTorchBackend:
     def test_texture(self, boundary):
         tex = torch.rand(2, 16, 24, 3, device="cuda")
         uv = torch.rand(2, 20, 20, 2, device="cuda") * 1.4 - 0.2
-        torch.testing.assert_close(texture(tex, uv, boundary, ctx=self.nv), texture(tex, uv, boundary),
+        torch.testing.assert_close(texture(self.nv, tex, uv, boundary), texture(self.pt, tex, uv, boundary),
                                    atol=1e-4, rtol=1e-4)
 
     def test_rasterize_uv(self):
