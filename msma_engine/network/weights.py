@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from msma_engine.errors import WeightsError
-from msma_engine.fileio import atomic_output
+from msma_engine.fileio import atomic_write
 from msma_engine.network.baseline import BaselineNet
 from msma_engine.network.factory import ARCHS, build_network
 from msma_engine.network.heads import N_ANGLES, N_GAMMA, CoeffSizes
@@ -78,8 +78,7 @@ def save_weights(
                        for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    with atomic_output(path) as tmp:  # never leave a half-written weights file behind
-        torch.save(payload, tmp)
+    atomic_write(path, lambda fh: torch.save(payload, fh))  # never a half-written weights file
     logger.info("saved %s weights (%s) to %s", model.arch, model.sizes, path)
     return path
 

@@ -250,8 +250,11 @@ class TestContentValidation:
     def test_interrupted_save_keeps_the_old_file(self, tmp_path, saved, light_net, monkeypatch):
         before = saved.read_bytes()
 
-        def dies(obj, f, *a, **k):
-            open(f, "wb").write(b"partial")
+        def dies(obj, f, *a, **k):  # f: a path or an open binary file
+            if hasattr(f, "write"):
+                f.write(b"partial")
+            else:
+                open(f, "wb").write(b"partial")
             raise KeyboardInterrupt
 
         monkeypatch.setattr(torch, "save", dies)
