@@ -103,6 +103,13 @@ class ReconstructJob:
         """Stop after the current image; its result is dropped."""
         self._cancel.set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a started worker thread to end; True when it has (or never started)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()

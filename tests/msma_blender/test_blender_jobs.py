@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import queue
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +14,35 @@ from msma_blender.jobs import JobRequest, ReconstructJob
 from msma_blender.pipeline import EngineSettings, InputError, collect_images, natural_key
 
 
+WAIT = 10  # seconds; only reached when the code under test hangs
+
+
 class FakeSession:
+    """``reconstruct`` of a photo named ``noface*`` raises NoFaceError; others return one result.
+
+    Args:
+        gated: each reconstruct waits for a permit of :attr:`permits` (the test releases them).
+    """
+
     exp_basis = np.zeros((2, 3, 3))
 
-    def __init__(self, gate: threading.Event | None = None):
+    def __init__(self, gated: bool = False):
         self.calls = []
-        self.gate = gate
+        self.entered: queue.Queue[str] = queue.Queue()
+        self.permits = threading.Semaphore(0) if gated else None
 
     def reconstruct(self, path, fit, texture_size, face):
-        self.calls.append((Path(path).name, fit, texture_size, face))
-        if self.gate is not None:
-            self.gate.wait(5)
-        if "noface" in Path(path).name:
+        name = Path(path).name
+        self.calls.append((name, fit, texture_size, face))
+        self.entered.put(name)
+        if self.permits is not None and not self.permits.acquire(timeout=WAIT):
+            raise AssertionError(f"{name}: the test never let this image finish")
+        if "noface" in name:
             raise NoFaceError(f"{path}: no face found")
-        return [f"result:{Path(path).name}"]
+        return [f"result:{name}"]
+
+    def wait_entered(self, name: str) -> None:
+        assert self.entered.get(timeout=WAIT) == name
 
 
 def _run_sync(request, session):
@@ -75,20 +90,15 @@ def test_missing_dependency_message():
 
 
 def test_thread_cancel_drops_current_and_stops():
-    gate = threading.Event()
-    session = FakeSession(gate)
+    session = FakeSession(gated=True)
     job = ReconstructJob(JobRequest(images=[Path(f"{i}.jpg") for i in range(5)]), session_factory=lambda s: session)
     job.start()
-    time.sleep(0.1)
+    session.wait_entered("0.jpg")  # the worker is inside image 0
     job.cancel()
-    gate.set()
-    deadline = time.time() + 5
-    events = []
-    while time.time() < deadline and not any(e.kind == "done" for e in events):
-        events += job.poll()
-        time.sleep(0.01)
-    assert [e.kind for e in events] == ["done"]
-    assert len(session.calls) == 1 and job.completed == 0
+    session.permits.release()
+    assert job.wait(WAIT), "the worker did not stop after cancel"
+    assert [e.kind for e in job.poll()] == ["done"]  # image 0's result is dropped
+    assert len(session.calls) == 1 and job.completed == 0 and session.entered.empty()
 
 
 class TestCollectImages:
