@@ -1,22 +1,30 @@
 """A reconstruction job: the engine runs in a worker thread, Blender data is made elsewhere.
 
-The worker only produces :class:`JobEvent` objects (FaceResults or error lines) in a
-queue; the modal operator drains the queue on a timer in Blender's main thread, where
-all ``bpy`` data is created. No ``bpy`` import here.
+- :class:`ReconstructJob` (worker side) only produces :class:`JobEvent` objects
+  (FaceResults or error lines) in a queue.
+- :class:`JobConsumer` (main-thread side) drains that queue, hands results to a
+  :class:`Builder` and keeps the job's state (running → finished / cancelled / failed),
+  its progress line and the final :class:`Outcome`. The Reconstruct Face operator's
+  timer, Esc and execute paths only call it and show what it returns, so the whole
+  modal logic runs in tests with a fake builder.
+
+No ``bpy`` import here.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from .pipeline import EngineSettings, error_line, get_session
 
-__all__ = ["JobEvent", "JobRequest", "ReconstructJob", "missing_dependency_message"]
+__all__ = ["Builder", "JobConsumer", "JobEvent", "JobRequest", "JobState", "Outcome", "ReconstructJob",
+           "missing_dependency_message"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,13 @@ class ReconstructJob:
         """Stop after the current image; its result is dropped."""
         self._cancel.set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a started worker thread to end; True when it has (or never started)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -147,3 +162,172 @@ class ReconstructJob:
             self._events.put(event)
         self.finished = True
         self._events.put(JobEvent("done"))
+
+
+class JobState(enum.Enum):
+    RUNNING = "running"
+    FINISHED = "finished"  # the worker's "done" arrived and everything it sent was built
+    CANCELLED = "cancelled"  # Esc: the worker stops after its current image, nothing more is built
+    FAILED = "failed"  # building raised something other than a reported ValueError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, for the operator to show.
+
+    Attributes:
+        state: the final :class:`JobState`.
+        level: report level, ``"INFO"``, ``"WARNING"`` or ``"ERROR"``.
+        message: the report (a popup in Blender's UI).
+        status: the sidebar's last status line.
+        finished: the operator returns ``{"FINISHED"}`` (something was built, so there is
+            an undo step) rather than ``{"CANCELLED"}``.
+    """
+
+    state: JobState
+    level: str
+    message: str
+    status: str
+    finished: bool
+
+
+class Builder(Protocol):
+    """Makes the Blender objects; each call returns one complete object (with a ``name``).
+
+    A ``ValueError`` means "this result cannot be built" and is reported; the job goes on.
+    """
+
+    def face(self, result: Any, exp_basis: Any) -> Any: ...
+
+    def animation(self, frames: list, exp_basis: Any) -> Any: ...
+
+
+class JobConsumer:
+    """The main-thread side of a :class:`ReconstructJob`: events → built objects → an outcome.
+
+    Args:
+        job: the job (started by :meth:`start`, or run here by :meth:`run_sync`).
+        builder: makes the objects (the operator's: ``bpy``; tests': a fake).
+        report: ``(level, message)`` for each problem as it happens (Blender's Info log).
+
+    Attributes:
+        state: :class:`JobState`; leaves RUNNING once, in :meth:`step` or :meth:`cancel`.
+        outcome: the :class:`Outcome`, fixed when the state leaves RUNNING (None before).
+        built: the objects built so far; errors: the problem lines reported so far.
+
+    Only the main thread calls this; ``builder`` is only called from :meth:`step`. An
+    animation is built once, from all its frames, when the job finishes: a cancelled or
+    failed animation leaves no object.
+    """
+
+    def __init__(self, job: ReconstructJob, builder: Builder, report: Callable[[str, str], None]):
+        self.job = job
+        self.builder = builder
+        self.report = report
+        self.state = JobState.RUNNING
+        self.outcome: Outcome | None = None
+        self.built: list = []
+        self.errors: list[str] = []
+        self._frames: list = []
+        self._exp_basis = None
+        self._failure = ""
+
+    @property
+    def progress(self) -> float:
+        """Fraction of images done, in [0, 1]."""
+        return self.job.progress
+
+    @property
+    def status(self) -> str:
+        """The progress line, e.g. ``"2/5 image(s) done, 1 failed"``."""
+        failed = f", {len(self.errors)} failed" if self.errors else ""
+        return f"{self.job.completed}/{self.job.total} image(s) done{failed}"
+
+    def start(self) -> None:
+        """Start the worker thread; then call :meth:`step` on a timer."""
+        self.job.start()
+
+    def run_sync(self) -> Outcome:
+        """Run the whole job in this thread (scripts, background mode) and build everything."""
+        self.job.run()
+        outcome = self.step()
+        if outcome is None:  # run() always ends with "done"
+            raise RuntimeError("the job ended without its 'done' event")
+        return outcome
+
+    def step(self) -> Outcome | None:
+        """Build what the worker sent since the last call; the :class:`Outcome` once it has ended.
+
+        Returns:
+            None while the job runs; afterwards the outcome (also on every later call).
+        """
+        if self.state is not JobState.RUNNING:
+            return self.outcome
+        try:
+            done = False
+            for event in self.job.poll():
+                if event.kind == "error":
+                    self._error(event.message)
+                elif event.kind == "faces":
+                    if self.job.request.animation:
+                        self._frames.append(event.results[0])
+                        self._exp_basis = event.exp_basis
+                    else:
+                        for result in event.results:
+                            self._build(self.builder.face, result, event.exp_basis, where=f"{result.image_path}: ")
+                elif event.kind == "done":
+                    done = True
+            if done and self._frames:
+                self._build(self.builder.animation, self._frames, self._exp_basis, where="")
+        except Exception as err:  # noqa: BLE001 - a timer must never die with the "running" flag set
+            log.exception("building the face objects failed")
+            self.job.cancel()
+            self._failure = str(err)
+            return self._end(JobState.FAILED)
+        return self._end(JobState.FINISHED) if done else None
+
+    def cancel(self) -> Outcome:
+        """Esc: stop the worker after its current image and build nothing more.
+
+        Results already sent but not yet built are dropped with the rest; objects built
+        before stay (each is complete).
+        """
+        if self.state is not JobState.RUNNING:
+            return self.outcome
+        self.job.cancel()
+        self.job.poll()  # free what was sent: it will not be built
+        return self._end(JobState.CANCELLED)
+
+    def _error(self, message: str, level: str = "WARNING") -> None:
+        self.errors.append(message)
+        self.report(level, message)
+
+    def _build(self, make: Callable, what: Any, exp_basis: Any, where: str) -> None:
+        try:
+            self.built.append(make(what, exp_basis))
+        except ValueError as err:
+            self._error(f"{where}{err}", level="ERROR")
+
+    def _end(self, state: JobState) -> Outcome:
+        self.state = state
+        self.outcome = self._summary()
+        return self.outcome
+
+    def _summary(self) -> Outcome:
+        finished = bool(self.built)
+        if self.state is JobState.CANCELLED:
+            return Outcome(self.state, "WARNING", "MSMA: cancelled",
+                           f"Cancelled after {self.job.completed} of {self.job.total} image(s)", finished)
+        if self.state is JobState.FAILED:
+            return Outcome(self.state, "ERROR", f"MSMA: {self._failure}", f"Failed: {self._failure}", finished)
+        reason = ""
+        if self.errors:
+            more = f" (+{len(self.errors) - 1} more in the Info log)" if len(self.errors) > 1 else ""
+            reason = f"{self.errors[0]}{more}"
+        if self.built:
+            names = ", ".join(o.name for o in self.built[:5]) + (" ..." if len(self.built) > 5 else "")
+            failed = f"; {len(self.errors)} failed: {reason}" if reason else ""
+            return Outcome(self.state, "WARNING" if reason else "INFO", f"MSMA: created {names}{failed}",
+                           self.status, True)
+        return Outcome(self.state, "ERROR", "MSMA: no face was reconstructed" + (f": {reason}" if reason else ""),
+                       self.status, False)

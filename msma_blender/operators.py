@@ -6,7 +6,6 @@ Blender's UI and the operator keeps going with the next image.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import bpy
@@ -15,14 +14,12 @@ from msma_engine.cli_common import resolve_fit
 
 from . import deps
 from .face_builder import BuildOptions, build_face_object
-from .jobs import JobRequest, ReconstructJob
+from .jobs import JobConsumer, JobRequest, Outcome, ReconstructJob
 from .pipeline import EngineSettings, InputError, collect_images
 
 __all__ = ["MSMA_OT_add_images", "MSMA_OT_clear_images", "MSMA_OT_reconstruct_face",
            "MSMA_OT_install_dependencies", "MSMA_OT_copy_install_commands", "classes", "install_running",
            "job_running", "last_install", "request_from_settings"]
-
-log = logging.getLogger(__name__)
 
 _TIMER_SECONDS = 0.2
 # The job of the running modal operator (module state, not a saved property: a .blend saved
@@ -138,6 +135,25 @@ class MSMA_OT_clear_images(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class _BlenderBuilder:
+    """The :class:`~.jobs.Builder` of the operator: face objects in ``collection``."""
+
+    def __init__(self, context, collection, options: BuildOptions):
+        self.scene, self.collection, self.options = context.scene, collection, options
+
+    def face(self, result, exp_basis):
+        obj = build_face_object(result, exp_basis, self.collection, self.options, scene=self.scene)
+        self.options.set_scene_camera = False  # only the first camera becomes the scene camera
+        return obj
+
+    def animation(self, frames, exp_basis):
+        from .animation import build_animated_face
+
+        s = self.scene.msma
+        return build_animated_face(frames, exp_basis, self.collection, self.options, scene=self.scene,
+                                   frame_start=self.scene.frame_start, sigma=s.smoothing, identity=s.identity)
+
+
 class MSMA_OT_reconstruct_face(bpy.types.Operator):
     """Reconstruct a 3D face from the chosen photo(s): mesh, expression shape keys, textured material"""
 
@@ -145,138 +161,70 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
     bl_label = "Reconstruct Face"
     bl_options = {"REGISTER", "UNDO"}
 
-    _job: ReconstructJob | None = None
+    _consumer: JobConsumer | None = None
     _timer = None
 
     @classmethod
     def poll(cls, context):
         return context.scene is not None and not job_running()
 
-    # --- shared by execute() and modal() ------------------------------------------
     def _prepare(self, context) -> bool:
         try:
-            request, self._options = request_from_settings(context)
+            request, options = request_from_settings(context)
         except InputError as err:
             self.report({"ERROR"}, str(err))
             return False
-        self._job = ReconstructJob(request)
-        self._collection = context.collection or context.scene.collection
-        self._frames = []
-        self._exp_basis = None
-        self._built = []
-        self._errors: list[str] = []
+        builder = _BlenderBuilder(context, context.collection or context.scene.collection, options)
+        self._consumer = JobConsumer(ReconstructJob(request), builder,
+                                     report=lambda level, message: self.report({level}, message))
         return True
 
-    def _consume(self, context) -> bool:
-        """Build objects for new events; True when the job is done."""
-        done = False
-        for event in self._job.poll():
-            if event.kind == "error":
-                self._errors.append(event.message)
-                self.report({"WARNING"}, event.message)
-            elif event.kind == "faces":
-                if self._job.request.animation:
-                    self._frames.append(event.results[0])
-                    self._exp_basis = event.exp_basis
-                else:
-                    for result in event.results:
-                        self._build_one(context, result, event.exp_basis)
-            elif event.kind == "done":
-                done = True
-        if done and self._frames:
-            self._build_animation(context)
-        return done
-
-    def _build_one(self, context, result, exp_basis) -> None:
-        try:
-            obj = build_face_object(result, exp_basis, self._collection, self._options, scene=context.scene)
-        except ValueError as err:
-            self._errors.append(f"{result.image_path}: {err}")
-            self.report({"ERROR"}, self._errors[-1])
-            return
-        self._options.set_scene_camera = False  # only the first camera becomes the scene camera
-        self._built.append(obj)
-
-    def _build_animation(self, context) -> None:
-        from .animation import build_animated_face
-
-        s = context.scene.msma
-        try:
-            obj = build_animated_face(self._frames, self._exp_basis, self._collection, self._options,
-                                      scene=context.scene, frame_start=context.scene.frame_start,
-                                      sigma=s.smoothing, identity=s.identity)
-        except ValueError as err:
-            self._errors.append(str(err))
-            self.report({"ERROR"}, self._errors[-1])
-            return
-        self._built.append(obj)
-
-    def _finish_report(self) -> set[str]:
-        """The final report (a popup in the UI), with the reason of the first failure, if any."""
-        reason = ""
-        if self._errors:
-            more = f" (+{len(self._errors) - 1} more in the Info log)" if len(self._errors) > 1 else ""
-            reason = f"{self._errors[0]}{more}"
-        if self._built:
-            names = ", ".join(o.name for o in self._built[:5]) + (" ..." if len(self._built) > 5 else "")
-            failed = f"; {len(self._errors)} failed: {reason}" if reason else ""
-            self.report({"WARNING"} if reason else {"INFO"}, f"MSMA: created {names}{failed}")
-            return {"FINISHED"}
-        self.report({"ERROR"}, "MSMA: no face was reconstructed" + (f": {reason}" if reason else ""))
-        return {"CANCELLED"}
+    def _close(self, outcome: Outcome) -> set[str]:
+        self.report({outcome.level}, outcome.message)
+        return {"FINISHED"} if outcome.finished else {"CANCELLED"}
 
     # --- synchronous (scripts, background mode) --------------------------------------
     def execute(self, context):
         if not self._prepare(context):
             return {"CANCELLED"}
-        self._job.run()
-        self._consume(context)
-        return self._finish_report()
+        return self._close(self._consumer.run_sync())
 
-    # --- interactive: worker thread + timer ---------------------------------------------
+    # --- interactive: worker thread + timer; the logic is JobConsumer's -------------------
     def invoke(self, context, event):
         if not self._prepare(context):
             return {"CANCELLED"}
         wm = context.window_manager
         wm.msma_job.running, wm.msma_job.progress = True, 0.0
-        wm.msma_job.status = f"Reconstructing {self._job.total} image(s)... (Esc to cancel)"
+        wm.msma_job.status = f"Reconstructing {self._consumer.job.total} image(s)... (Esc to cancel)"
         global _active_job
-        _active_job = self._job
-        self._job.start()
+        _active_job = self._consumer.job
+        self._consumer.start()
         self._timer = wm.event_timer_add(_TIMER_SECONDS, window=context.window)
         wm.modal_handler_add(self)
         wm.progress_begin(0, 1000)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        wm = context.window_manager
         if event.type == "ESC":
-            self._job.cancel()
-            self._end(context, f"Cancelled after {self._job.completed} of {self._job.total} image(s)")
-            self.report({"WARNING"}, "MSMA: cancelled")
-            return {"CANCELLED"} if not self._built else {"FINISHED"}
-        if event.type != "TIMER":
+            outcome = self._consumer.cancel()
+        elif event.type == "TIMER":
+            outcome = self._consumer.step()
+            self._show_progress(context)
+        else:
             return {"PASS_THROUGH"}
-        try:
-            done = self._consume(context)
-        except Exception as err:  # noqa: BLE001 - never leave the timer and the "running" flag behind
-            log.exception("building the face objects failed")
-            self._job.cancel()
-            self._end(context, f"Failed: {err}")
-            self.report({"ERROR"}, f"MSMA: {err}")
-            return {"CANCELLED"}
-        job = self._job
-        wm.msma_job.progress = job.progress
-        wm.progress_update(int(job.progress * 1000))
-        wm.msma_job.status = f"{job.completed}/{job.total} image(s) done" + (
-            f", {len(self._errors)} failed" if self._errors else "")
+        if outcome is None:
+            return {"RUNNING_MODAL"}
+        self._end(context, outcome.status)
+        return self._close(outcome)
+
+    def _show_progress(self, context) -> None:
+        wm = context.window_manager
+        wm.msma_job.progress = self._consumer.progress
+        wm.progress_update(int(self._consumer.progress * 1000))
+        wm.msma_job.status = self._consumer.status
         for area in context.screen.areas if context.screen else []:
             if area.type == "VIEW_3D":
                 area.tag_redraw()
-        if not done:
-            return {"RUNNING_MODAL"}
-        self._end(context, wm.msma_job.status)
-        return self._finish_report()
 
     def _end(self, context, status: str) -> None:
         global _active_job

@@ -20,6 +20,7 @@ __all__ = [
     "EngineSession",
     "EngineSettings",
     "InputError",
+    "clear_sessions",
     "collect_images",
     "default_model_path",
     "default_weights_path",
@@ -156,3 +157,9 @@ def get_session(settings: EngineSettings) -> EngineSession:
             _SESSIONS.clear()  # a model + network is large; keep one
             session = _SESSIONS[settings] = EngineSession(settings)
         return session
+
+
+def clear_sessions() -> None:
+    """Drop the cached session (its model and network); the next :func:`get_session` loads anew."""
+    with _SESSIONS_LOCK:
+        _SESSIONS.clear()

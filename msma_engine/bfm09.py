@@ -52,12 +52,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from msma_engine.errors import ModelFileError
+from msma_engine.fileio import atomic_output
 from msma_engine.matfile import read_mat_arrays
 from msma_engine.model_file import FaceModelData, save_face_model_data
 
@@ -487,12 +487,9 @@ def write_face_model(data: FaceModelData, output: str | Path, force: bool = Fals
         ModelFileError: as :func:`check_output_path`.
     """
     output = check_output_path(output, force)
-    # A hidden sibling (not mkstemp, whose 0600 mode would stick to the result).
-    tmp = output.with_name(f".{output.stem}.{os.getpid()}.partial.npz")
     try:
-        save_face_model_data(data, tmp, compress=compress)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic_output(output, overwrite=force) as tmp:
+            save_face_model_data(data, tmp, compress=compress)
+    except FileExistsError:  # made by someone else since the check
+        raise ModelFileError(f"output exists: {output} (pass --force to overwrite)") from None
     return output

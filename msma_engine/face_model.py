@@ -28,7 +28,15 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "data" / "default_head.np
 
 @dataclass(frozen=True)
 class CoeffLayout:
-    """Sizes and slices of the flat coefficient vector ``id | exp | tex | angles | gamma | trans``."""
+    """Sizes and slices of the flat coefficient vector ``id | exp | tex | angles | gamma | trans``.
+
+    The one description of the layout: the face model, the fitter, the losses and the
+    networks' heads (:mod:`msma_engine.network`) all read it from here. BFM09: 80/64/80,
+    257 in all.
+
+    Raises:
+        ShapeError: a size that is not a non-negative int.
+    """
 
     n_id: int
     n_exp: int
@@ -36,6 +44,11 @@ class CoeffLayout:
     n_angles: int = 3
     n_gamma: int = 27
     n_trans: int = 3
+
+    def __post_init__(self) -> None:
+        for name, value in zip(self.names, self.sizes):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ShapeError(f"CoeffLayout size of {name!r} must be a non-negative int, got {value!r}")
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
 """Writing output files so that nothing half-written or mixed is ever left behind.
 
-- :func:`atomic_output` / :func:`atomic_write`: every file is written under a temporary
-  name in its own folder and renamed into place when complete, so an interrupted run
+- :func:`atomic_write` (bytes, text, or a writer such as ``np.savez``/``torch.save`` given
+  a file object) and :func:`atomic_output` (for writers that need a path, e.g. Blender's
+  exporters): every file is written under a temporary name in its own folder
+  (:func:`temporary_name`) and renamed into place when complete, so an interrupted run
   (Ctrl-C, a killed process, a full disk) leaves either the old file or the new one,
   never a truncated one. With ``overwrite=False`` the rename refuses an existing file
   atomically (a hard link), so two runs cannot both "create" the same output.
@@ -20,10 +22,11 @@ import errno
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from pathlib import Path
 
-__all__ = ["atomic_output", "atomic_write", "exclusive_lock", "temporary_name", "TEMP_MARK"]
+__all__ = ["atomic_output", "atomic_write", "exclusive_lock", "is_temporary", "temporary_name", "TEMP_MARK"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +82,22 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterato
             tmp.unlink()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool = True) -> Path:
-    """Write ``data`` (``str``: UTF-8) to ``path`` atomically, flushed to disk before the rename.
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for a name made by :func:`temporary_name` (a leftover of an interrupted write)."""
+    name = Path(path).name
+    return name.startswith(".") and TEMP_MARK in name
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object], *,
+                 overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically, flushed to disk before the rename.
+
+    Args:
+        path: the final file.
+        data: ``bytes``; ``str`` (written as UTF-8); or a callable that writes into the
+            binary file object it is given, e.g. ``lambda fh: np.savez(fh, a=a)`` or
+            ``lambda fh: torch.save(state, fh)``.
+        overwrite: as :func:`atomic_output`.
 
     Returns:
         ``path`` as a :class:`Path`.
@@ -88,11 +105,14 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, overwrite: bool 
     Raises:
         FileExistsError: ``overwrite`` is False and ``path`` exists.
         OSError: the data could not be written (e.g. a full disk); ``path`` is untouched.
+        Exception: whatever the writer raises; ``path`` is untouched.
     """
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     with atomic_output(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fh:
-            fh.write(payload)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else bytes(data))
             fh.flush()
             os.fsync(fh.fileno())
     return Path(path)

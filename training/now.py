@@ -48,7 +48,7 @@ import numpy as np
 
 from msma_engine.detect import FaceDetection, detect_faces, pick_face
 from msma_engine.errors import MSMAError
-from msma_engine.fileio import atomic_output
+from msma_engine.fileio import atomic_write
 
 __all__ = [
     "CHALLENGES",
@@ -270,12 +270,6 @@ def read_obj(path: str | Path, faces: bool = True) -> tuple[np.ndarray, np.ndarr
     return v, t
 
 
-def _atomic_write(path: Path, write) -> None:
-    # An interrupted run never leaves a half file that a resumed run would take as done.
-    with atomic_output(path) as tmp, tmp.open("wb") as fh:
-        write(fh)
-
-
 def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
     """Write ``(V, 3)`` vertices and ``(F, 3)`` 0-based triangles as an OBJ (atomically)."""
     v = np.asarray(vertices, np.float64)
@@ -285,7 +279,7 @@ def write_obj(path: str | Path, vertices: np.ndarray, triangles: np.ndarray) -> 
         np.savetxt(fh, v, fmt="v %.9g %.9g %.9g")
         np.savetxt(fh, t, fmt="f %d %d %d")
 
-    _atomic_write(Path(path), write)
+    atomic_write(path, write)  # a resumed run never takes a half file as done
 
 
 # --- geometry -------------------------------------------------------------------------------
@@ -424,7 +418,7 @@ def predict_now(now_root: str | Path, split: str, out: str | Path, reconstructor
             verts = res.vertices_neutral.astype(np.float64) * scale
             obj_path.parent.mkdir(parents=True, exist_ok=True)
             write_obj(obj_path, verts, triangles)
-            _atomic_write(npy_path, lambda fh: np.save(fh, verts[lm_vertices]))
+            atomic_write(npy_path, lambda fh: np.save(fh, verts[lm_vertices]))
             written += 1
         except KeyboardInterrupt:
             raise

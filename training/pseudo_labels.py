@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from msma_engine.errors import MSMAError
+from msma_engine.fileio import atomic_write
 
 __all__ = ["make_pseudo_labels", "register"]
 
@@ -112,10 +113,9 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
                 f.write(f"{name}\tlandmark NME {nme:.4f} > {max_nme}\n")
             counts["rejected"] += 1
             continue
-        tmp = out / (name + ".tmp.npz")
-        np.savez(tmp, coeffs=res.coeffs[0].cpu().numpy().astype(np.float32),
-                 nme_start=res.metrics["landmark_nme_start"], nme_fit=nme, source=ds.rels[i])
-        tmp.replace(out / name)
+        arrays = {"coeffs": res.coeffs[0].cpu().numpy().astype(np.float32),
+                  "nme_start": res.metrics["landmark_nme_start"], "nme_fit": nme, "source": ds.rels[i]}
+        atomic_write(out / name, lambda fh: np.savez(fh, **arrays))
         counts["labelled"] += 1
     n = counts["labelled"] + counts["rejected"]
     counts["seconds_per_photo"] = (time.perf_counter() - t0) / n if n else float("nan")

@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from msma_engine.errors import BackendUnavailableError, CheckpointError
-from msma_engine.fileio import atomic_output
+from msma_engine.fileio import atomic_write
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.network import build_network, load_weights, save_weights
 from msma_engine.render import RenderContext, channels_first, render_mesh
@@ -339,8 +339,7 @@ class Trainer:
                 "python": random.getstate(),
             },
         }
-        with atomic_output(path) as tmp:
-            torch.save(state, tmp)
+        atomic_write(path, lambda fh: torch.save(state, fh))
         logger.info("checkpoint at step %d → %s", self.step, path)
         return path
 

@@ -22,7 +22,7 @@ import numpy as np
 from msma_engine.detect.base import FaceDetection, check_image
 from msma_engine.errors import BackendUnavailableError
 
-__all__ = ["FANLandmarker", "fan_weights_path"]
+__all__ = ["FANLandmarker", "clear_cache", "fan_weights_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,11 @@ def _load():
     except (RuntimeError, ValueError, ImportError, OSError) as exc:
         raise BackendUnavailableError(f"{path}: not a loadable 2D-FAN-4 weight file ({exc})") from exc
     return fa_utils, net.eval()
+
+
+def clear_cache() -> None:
+    """Forget the loaded network, so the next :class:`FANLandmarker` reads the weight file again."""
+    _load.cache_clear()
 
 
 class FANLandmarker:

@@ -33,6 +33,7 @@ __all__ = [
     "LANDMARKERS",
     "MIN_FACE_SIZE",
     "MIN_SCORE",
+    "clear_backends",
     "get_detector",
     "get_landmarker",
     "detect_faces",
@@ -112,6 +113,16 @@ def _resolve(kind: str, name: str):
             logger.info("%s %s unavailable: %s", kind, candidate, exc)
             reasons.append(f"{candidate}: {exc}")
     raise BackendUnavailableError(f"no face {kind} is available — " + "; ".join(reasons))
+
+
+def clear_backends() -> None:
+    """Forget the built backends and what ``"auto"`` chose; the next call probes again.
+
+    For a process that installs a backend (or changes :data:`DETECTORS` / :data:`LANDMARKERS`)
+    after a first detection.
+    """
+    _build.cache_clear()
+    _resolve.cache_clear()
 
 
 def get_detector(name: str = "auto") -> FaceDetector:

@@ -1,7 +1,8 @@
 """The MSMA coefficient regressor, its baseline and light variants, and their weights files.
 
 Public entry points: :func:`build_network`, :func:`load_weights`, :func:`save_weights`,
-:func:`load_backbone_state_dict`, :class:`CoeffSizes`. Sizes at 224² for BFM09
+:func:`load_backbone_state_dict`; the output layout is the face model's
+:class:`~msma_engine.face_model.CoeffLayout`. Sizes at 224² for BFM09
 coefficients (257), multiply-adds of convolutions and linear layers:
 
 ============  ==========================  ==========  =======
@@ -16,7 +17,6 @@ baseline      ResNet-50 + linear           24.0 M      4.09 G
 from msma_engine.network.baseline import BaselineNet
 from msma_engine.network.complexity import count_macs, count_parameters, macs_by_child
 from msma_engine.network.factory import ARCHS, Arch, build_network
-from msma_engine.network.heads import CoeffSizes
 from msma_engine.network.msma import MSMANet
 from msma_engine.network.regressor import CoefficientRegressor
 from msma_engine.network.weights import (
@@ -31,7 +31,6 @@ __all__ = [
     "ARCHS",
     "Arch",
     "BaselineNet",
-    "CoeffSizes",
     "CoefficientRegressor",
     "MSMANet",
     "baseline_from_deep3d",

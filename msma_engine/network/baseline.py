@@ -40,7 +40,7 @@ class BaselineNet(CoefficientRegressor):
         nn.init.zeros_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
         unit = torch.ones(self.n_coeffs)
-        unit[self.sizes.slices()["trans"]] = TRANS_UNIT
+        unit[self.layout.slices()["trans"]] = TRANS_UNIT
         self.register_buffer("output_unit", unit, persistent=False)
 
     def regress(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,72 +1,31 @@
-"""Per-attribute regression heads (MSMA eq. 11) and the coefficient layout sizes.
+"""Per-attribute regression heads (MSMA eq. 11).
 
 MSMA reads each attribute from the fused map whose resolution suits it:
 identity α and expression β from the coarsest kept map (F4, 7²), texture γ and
 rotation r from the middle one (F3, 14²), SH lighting δ and translation t from
 the finest kept map (F2, 28²). The outputs are concatenated in the face model's
 coefficient order ``id | exp | tex | angles (3) | gamma (27) | trans (3)``
-(docs/CONVENTIONS.md).
+(:class:`~msma_engine.face_model.CoeffLayout`, docs/CONVENTIONS.md).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from msma_engine.errors import ShapeError
+from msma_engine.face_model import CoeffLayout
 
-__all__ = ["CoeffSizes", "AttributeHead", "AttributeHeads", "N_ANGLES", "N_GAMMA", "N_TRANS", "TRANS_UNIT"]
+__all__ = ["AttributeHead", "AttributeHeads", "TRANS_UNIT"]
 
 logger = logging.getLogger(__name__)
 
-N_ANGLES = 3
-N_GAMMA = 27
-N_TRANS = 3
 #: Metres per raw translation output. Deep3DFaceRecon regresses translation in
 #: decimetres; keeping its raw scale and converting with a fixed ×0.1 gives the same
 #: optimisation behaviour while every coefficient leaving the network is in metres.
 TRANS_UNIT = 0.1
-
-
-@dataclass(frozen=True)
-class CoeffSizes:
-    """Sizes of the face-model-dependent coefficient groups.
-
-    Attributes:
-        id: identity coefficients (BFM09: 80).
-        exp: expression coefficients (BFM09: 64).
-        tex: albedo coefficients (BFM09: 80).
-    """
-
-    id: int
-    exp: int
-    tex: int
-
-    def __post_init__(self) -> None:
-        for name in ("id", "exp", "tex"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"CoeffSizes.{name} must be a non-negative int, got {value!r}")
-
-    @property
-    def n_coeffs(self) -> int:
-        """Length of the full coefficient vector (BFM09: 257)."""
-        return self.id + self.exp + self.tex + N_ANGLES + N_GAMMA + N_TRANS
-
-    def slices(self) -> dict[str, slice]:
-        """Slices of each group in the coefficient vector, in layout order."""
-        out, start = {}, 0
-        for name, n in (("id", self.id), ("exp", self.exp), ("tex", self.tex),
-                        ("angles", N_ANGLES), ("gamma", N_GAMMA), ("trans", N_TRANS)):
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
-    def as_tuple(self) -> tuple[int, int, int]:
-        return (self.id, self.exp, self.tex)
 
 
 class AttributeHead(nn.Module):
@@ -112,6 +71,9 @@ class AttributeHeads(nn.Module):
         n_id, n_exp, n_tex: coefficient counts of the face model.
         hidden: width of each head's 1×1 convolution.
 
+    Attributes:
+        layout: the :class:`~msma_engine.face_model.CoeffLayout` of the output.
+
     Shapes:
         ``forward(f2, f3, f4)`` with ``f_k`` of shape ``(B, channels[k-2], H_k, W_k)``
         → ``(B, n_id + n_exp + n_tex + 33)`` in layout order; translation in metres.
@@ -122,9 +84,9 @@ class AttributeHeads(nn.Module):
 
     def __init__(self, channels: tuple[int, int, int], n_id: int, n_exp: int, n_tex: int, hidden: int = 256) -> None:
         super().__init__()
-        self.sizes = CoeffSizes(n_id, n_exp, n_tex)
+        self.layout = CoeffLayout(n_id, n_exp, n_tex)
         self.channels = tuple(channels)
-        counts = {"id": n_id, "exp": n_exp, "tex": n_tex, "angles": N_ANGLES, "gamma": N_GAMMA, "trans": N_TRANS}
+        counts = dict(zip(self.layout.names, self.layout.sizes))
         self.heads = nn.ModuleDict(
             {name: AttributeHead(self.channels[src], counts[name], hidden) for name, src in self.SOURCES}
         )

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from msma_engine.errors import ShapeError
-from msma_engine.network.heads import CoeffSizes
+from msma_engine.face_model import CoeffLayout
 
 __all__ = ["CoefficientRegressor", "IMAGENET_MEAN", "IMAGENET_STD", "MIN_INPUT_SIZE"]
 
@@ -34,7 +34,7 @@ class CoefficientRegressor(nn.Module):
         n_id, n_exp, n_tex: coefficient counts of the face model.
 
     Attributes:
-        sizes: :class:`CoeffSizes` of the output layout.
+        layout: :class:`~msma_engine.face_model.CoeffLayout` of the output.
         n_coeffs: output length, ``n_id + n_exp + n_tex + 33``.
         input_size: side (px) of the square input the network was trained at; the 224
             alignment crop is resized to it by :meth:`predict_crops`. :func:`load_weights`
@@ -44,14 +44,14 @@ class CoefficientRegressor(nn.Module):
     def __init__(self, arch: str, n_id: int, n_exp: int, n_tex: int) -> None:
         super().__init__()
         self.arch = arch
-        self.sizes = CoeffSizes(n_id, n_exp, n_tex)
+        self.layout = CoeffLayout(n_id, n_exp, n_tex)
         self.input_size = 224
         self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
     @property
     def n_coeffs(self) -> int:
-        return self.sizes.n_coeffs
+        return self.layout.total
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Regress coefficients.

@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from msma_engine.errors import WeightsError
-from msma_engine.fileio import atomic_output
+from msma_engine.face_model import CoeffLayout
+from msma_engine.fileio import atomic_write
 from msma_engine.network.baseline import BaselineNet
 from msma_engine.network.factory import ARCHS, build_network
-from msma_engine.network.heads import N_ANGLES, N_GAMMA, CoeffSizes
 from msma_engine.network.regressor import CoefficientRegressor
 from msma_engine.network.resnet import ResNet
 
@@ -73,14 +73,13 @@ def save_weights(
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     payload = {
         "arch": model.arch,
-        "sizes": {"id": model.sizes.id, "exp": model.sizes.exp, "tex": model.sizes.tex},
+        "sizes": {"id": model.layout.n_id, "exp": model.layout.n_exp, "tex": model.layout.n_tex},
         "state_dict": {k: v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu()
                        for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
     }
-    with atomic_output(path) as tmp:  # never leave a half-written weights file behind
-        torch.save(payload, tmp)
-    logger.info("saved %s weights (%s) to %s", model.arch, model.sizes, path)
+    atomic_write(path, lambda fh: torch.save(payload, fh))  # never a half-written weights file
+    logger.info("saved %s weights (%s) to %s", model.arch, model.layout, path)
     return path
 
 
@@ -88,7 +87,8 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate the container of a weights file (not the tensors' fit).
 
     Returns:
-        The dict with ``arch`` (str), ``sizes`` (:class:`CoeffSizes`), ``state_dict`` and ``meta``.
+        The dict with ``arch`` (str), ``layout`` (:class:`~msma_engine.face_model.CoeffLayout`
+        from the file's ``sizes``), ``state_dict`` and ``meta``.
 
     Raises:
         WeightsError: missing or unreadable file, not a weights file of this project, an entry
@@ -113,7 +113,7 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
         )
     sizes = payload["sizes"]
     try:
-        sizes = CoeffSizes(int(sizes["id"]), int(sizes["exp"]), int(sizes["tex"]))
+        layout = CoeffLayout(int(sizes["id"]), int(sizes["exp"]), int(sizes["tex"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{path} has malformed coefficient sizes {payload['sizes']!r}") from exc
     if not isinstance(payload["state_dict"], Mapping):
@@ -134,7 +134,7 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, Any]:
                            f"(the side the network was trained at), got {input_size!r}")
     return {
         "arch": payload["arch"],
-        "sizes": sizes,
+        "layout": layout,
         "state_dict": payload["state_dict"],
         "meta": dict(meta),
     }
@@ -191,22 +191,24 @@ def load_weights(
     payload = read_weights_file(path)
     if arch is not None and payload["arch"] != arch:
         raise WeightsError(f"{path} holds {payload['arch']!r} weights, but the {arch!r} network was requested")
-    sizes: CoeffSizes = payload["sizes"]
+    layout: CoeffLayout = payload["layout"]
     wanted = (n_id, n_exp, n_tex)
     if any(n is not None for n in wanted):
         if any(n is None for n in wanted):
             raise ValueError(f"give all of n_id, n_exp, n_tex or none, got {wanted}")
-        if sizes.as_tuple() != tuple(int(n) for n in wanted):
+        current = CoeffLayout(*(int(n) for n in wanted))
+        if current != layout:
             raise WeightsError(
-                f"{path} was trained for a face model with id/exp/tex = {sizes.id}/{sizes.exp}/{sizes.tex} "
-                f"coefficients ({sizes.n_coeffs} in all), but the current face model has "
-                f"{n_id}/{n_exp}/{n_tex} ({CoeffSizes(*wanted).n_coeffs}); use weights trained for this face model"
+                f"{path} was trained for a face model with id/exp/tex = "
+                f"{layout.n_id}/{layout.n_exp}/{layout.n_tex} coefficients ({layout.total} in all), but the "
+                f"current face model has {n_id}/{n_exp}/{n_tex} ({current.total}); "
+                "use weights trained for this face model"
             )
-    net = build_network(payload["arch"], sizes.id, sizes.exp, sizes.tex)
+    net = build_network(payload["arch"], layout.n_id, layout.n_exp, layout.n_tex)
     _load_checked(net, payload["state_dict"], str(path))
     net.meta = dict(payload["meta"])
     net.input_size = int(net.meta.get("input_size", 224))
-    logger.info("loaded %s weights (%s) from %s", net.arch, sizes, path)
+    logger.info("loaded %s weights (%s) from %s", net.arch, layout, path)
     return net.to(map_location).eval()
 
 
@@ -280,7 +282,8 @@ def baseline_from_deep3d(state_dict: Mapping[str, torch.Tensor]) -> BaselineNet:
     except KeyError as exc:
         raise WeightsError(f"not a Deep3DFaceRecon R-Net state dict: final layer {exc.args[0]!r} is missing") from exc
     rows = [w.shape[0] for w in weights]
-    if rows[3:] != [N_ANGLES, N_GAMMA, 2, 1] or any(w.shape[1:] != (2048, 1, 1) for w in weights):
+    deep3d_rows = [CoeffLayout.n_angles, CoeffLayout.n_gamma, 2, 1]  # translation split as xy, z
+    if rows[3:] != deep3d_rows or any(w.shape[1:] != (2048, 1, 1) for w in weights):
         raise WeightsError(
             "unexpected Deep3DFaceRecon final layers: rows "
             f"{rows} (expected id, exp, tex, 3, 27, 2, 1), weight shapes {[tuple(w.shape) for w in weights]}"
@@ -292,5 +295,5 @@ def baseline_from_deep3d(state_dict: Mapping[str, torch.Tensor]) -> BaselineNet:
         net.fc.bias.copy_(torch.cat(biases))
         net.input_mean.zero_()
         net.input_std.fill_(1.0)
-    logger.info("built the baseline from a Deep3DFaceRecon R-Net (%s)", net.sizes)
+    logger.info("built the baseline from a Deep3DFaceRecon R-Net (%s)", net.layout)
     return net.eval()

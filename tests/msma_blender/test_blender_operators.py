@@ -19,9 +19,9 @@ def registered(bpy_empty):
     from msma_blender import pipeline
 
     msma_blender.register()
-    pipeline._SESSIONS.clear()
+    pipeline.clear_sessions()
     yield bpy_empty
-    pipeline._SESSIONS.clear()
+    pipeline.clear_sessions()
     msma_blender.unregister()
 
 

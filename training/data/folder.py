@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from msma_engine.errors import MSMAError
+from msma_engine.fileio import atomic_write, is_temporary
 
 __all__ = ["preprocess_folder", "process_photo", "FaceFolder", "default_cache", "CACHE_VERSION"]
 
@@ -221,9 +222,7 @@ def preprocess_folder(folder: str | Path, cache: str | Path | None = None, model
                 counts["skipped"] += 1
                 continue
             out = cache / _entry_name(rel)
-            tmp = out.with_name(out.name + ".tmp.npz")
-            np.savez_compressed(tmp, source=rel, **res)
-            tmp.replace(out)
+            atomic_write(out, lambda fh: np.savez_compressed(fh, source=rel, **res))
             counts["processed"] += 1
     finally:
         if pool is not None:
@@ -267,7 +266,8 @@ class FaceFolder(Dataset):
             raise ValueError(f"split must be 'train', 'holdout' or 'all', got {split!r}")
         self.cache = Path(cache) if cache is not None else default_cache(folder)
         files = sorted(self.cache.glob("*.npz")) if self.cache.is_dir() else []
-        files = [f for f in files if not f.name.endswith(".tmp.npz")]
+        # an interrupted preprocess may leave a temporary (older versions named it *.tmp.npz)
+        files = [f for f in files if not (is_temporary(f) or f.name.endswith(".tmp.npz"))]
         if split != "all":
             files = [f for f in files if is_holdout(_rel_of(f)) == (split == "holdout")]
         self.files = files

@@ -13,9 +13,9 @@ from msma_engine.errors import BackendUnavailableError
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    fan._load.cache_clear()
+    fan.clear_cache()
     yield tmp_path
-    fan._load.cache_clear()
+    fan.clear_cache()
 
 
 def test_no_cached_weights_means_unavailable(empty_hub):
@@ -44,7 +44,7 @@ def test_runs_with_cached_state_dict(empty_hub, astronaut):
 
 
 def test_real_weights(astronaut):
-    fan._load.cache_clear()
+    fan.clear_cache()
     try:
         lm68 = fan.FANLandmarker()
     except BackendUnavailableError as exc:

@@ -109,11 +109,6 @@ class TestOnPhotos:
             select.pick_face(dets, image_name="small.png")
 
 
-def _clear_backend_caches():
-    select._build.cache_clear()
-    select._resolve.cache_clear()
-
-
 class TestBackends:
     def test_unknown_names(self):
         with pytest.raises(ValueError, match="unknown detector 'yolo'"):
@@ -124,21 +119,33 @@ class TestBackends:
     def test_auto_prefers_mtcnn(self):
         assert select.get_detector().name == "mtcnn"
 
-    def test_auto_resolution_is_cached(self):
+    def test_auto_resolution_is_cached(self, monkeypatch):
         assert select.get_landmarker() is select.get_landmarker()
-        assert select._resolve.cache_info().hits >= 1
+        probes = []
+
+        def missing():
+            probes.append("mtcnn")
+            raise BackendUnavailableError("pretend facenet-pytorch is absent")
+
+        monkeypatch.setitem(select.DETECTORS, "mtcnn", missing)
+        select.clear_backends()
+        try:
+            first = select.get_detector()
+            assert select.get_detector() is first and probes == ["mtcnn"]  # "auto" probed the missing one once
+        finally:
+            select.clear_backends()
 
     def test_auto_falls_back_and_reports(self, monkeypatch):
         def missing():
             raise BackendUnavailableError("pretend facenet-pytorch is absent")
 
         monkeypatch.setitem(select.DETECTORS, "mtcnn", missing)
-        _clear_backend_caches()
+        select.clear_backends()
         try:
             assert select.get_detector().name == "mediapipe"
             monkeypatch.setitem(select.DETECTORS, "mediapipe", missing)
-            _clear_backend_caches()
+            select.clear_backends()
             with pytest.raises(BackendUnavailableError, match="mtcnn: pretend.*mediapipe: pretend"):
                 select.get_detector()
         finally:
-            _clear_backend_caches()
+            select.clear_backends()

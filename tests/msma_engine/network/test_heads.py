@@ -1,4 +1,4 @@
-"""Tests for msma_engine.network.heads: coefficient sizes, head routing (eq. 11), zero start."""
+"""Tests for msma_engine.network.heads: the face model's layout, head routing (eq. 11), zero start."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import torch
 
 from msma_engine.errors import ShapeError
 from msma_engine.face_model import CoeffLayout
-from msma_engine.network.heads import TRANS_UNIT, AttributeHead, AttributeHeads, CoeffSizes
+from msma_engine.network.heads import TRANS_UNIT, AttributeHead, AttributeHeads
 
 
-class TestCoeffSizes:
-    def test_bfm(self):
-        assert CoeffSizes(80, 64, 80).n_coeffs == 257
-
+class TestLayout:
     @pytest.mark.parametrize("sizes", [(80, 64, 80), (40, 52, 10), (5, 0, 3)])
-    def test_slices_match_face_model_layout(self, sizes):
-        assert CoeffSizes(*sizes).slices() == CoeffLayout(*sizes).slices()
+    def test_heads_use_the_face_model_layout(self, sizes):
+        heads = AttributeHeads((8, 16, 32), *sizes, hidden=4)
+        assert heads.layout == CoeffLayout(*sizes)
+        assert {name: h.out_features for name, h in heads.heads.items()} == {
+            name: s.stop - s.start for name, s in CoeffLayout(*sizes).slices().items()}
 
     @pytest.mark.parametrize("bad", [(-1, 64, 80), (80, 64.0, 80), (True, 64, 80)])
     def test_rejects_bad_sizes(self, bad):
-        with pytest.raises(ValueError, match="non-negative int"):
-            CoeffSizes(*bad)
+        with pytest.raises(ShapeError, match="must be a non-negative int, got"):
+            AttributeHeads((8, 16, 32), *bad, hidden=4)
 
 
 def _randomise_final_layers(heads: AttributeHeads) -> None:
@@ -53,7 +53,7 @@ class TestAttributeHeads:
         base = heads(*maps)
         maps[changed_map] = maps[changed_map] + torch.randn_like(maps[changed_map])
         moved = heads(*maps)
-        for name, sl in CoeffSizes(10, 6, 4).slices().items():
+        for name, sl in CoeffLayout(10, 6, 4).slices().items():
             differs = not torch.allclose(base[:, sl], moved[:, sl])
             assert differs == (name in groups), name
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from msma_engine.errors import WeightsError
+from msma_engine.face_model import DEFAULT_MODEL_PATH, CoeffLayout
 from msma_engine.network import (baseline_from_deep3d, build_network, load_backbone_state_dict, load_weights,
                                  save_weights)
 from msma_engine.network.resnet import resnet18, resnet50
@@ -39,7 +40,7 @@ class TestRoundTrip:
 
     def test_arch_and_sizes_from_file(self, saved):
         net = load_weights(saved)
-        assert net.arch == "msma_light" and net.sizes.as_tuple() == (6, 5, 4)
+        assert net.arch == "msma_light" and net.layout == CoeffLayout(6, 5, 4)
 
     def test_training_input_size_drives_crop_resize(self, tmp_path, light_net, saved):
         # Weights trained at 64 px: a 128 px crop is resized to 64 (antialiased bilinear,
@@ -69,6 +70,28 @@ class TestRoundTrip:
         with pytest.raises(FileExistsError):
             save_weights(saved, light_net)
         save_weights(saved, light_net, overwrite=True)
+
+
+def test_shipped_weights_load_for_the_default_head():
+    """The file in assets/weights keeps loading: every tensor, for the shipped head's layout."""
+    from pathlib import Path
+
+    from msma_engine.model_file import load_face_model_data
+
+    shipped = Path(__file__).resolve().parents[3] / "assets" / "weights" / "msma_light_default_head.pt"
+    head = load_face_model_data(DEFAULT_MODEL_PATH)
+    net = load_weights(shipped, "msma_light", head.n_id, head.n_exp, head.n_tex)
+    assert net.layout == CoeffLayout(head.n_id, head.n_exp, head.n_tex)
+    # independent of the loader: the raw state dict straight into a fresh network
+    raw = torch.load(shipped, map_location="cpu", weights_only=True)
+    assert raw["sizes"] == {"id": head.n_id, "exp": head.n_exp, "tex": head.n_tex}
+    ref = build_network("msma_light", head.n_id, head.n_exp, head.n_tex)
+    ref.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in raw["state_dict"].items()})
+    x = torch.rand(1, 3, net.input_size, net.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net(x)
+        torch.testing.assert_close(out, ref.eval()(x))
+    assert out.shape == (1, net.layout.total) and torch.count_nonzero(out) > 0
 
 
 class TestLoadErrors:
@@ -200,7 +223,7 @@ class TestDeep3DImport:
     def test_matches_deep3d_forward(self, r50_sd):
         sd = self._deep3d_state_dict(r50_sd)
         net = baseline_from_deep3d(sd)
-        assert net.sizes.as_tuple() == (80, 64, 80)
+        assert net.layout == CoeffLayout(80, 64, 80)
         # Deep3DFaceRecon's own forward: raw [0, 1] RGB → ResNet-50 → avg pool → 1×1 convs → concat.
         ref_backbone = resnet50().eval()
         ref_backbone.load_state_dict({k: v for k, v in r50_sd.items() if not k.startswith("fc.")})
@@ -250,8 +273,11 @@ class TestContentValidation:
     def test_interrupted_save_keeps_the_old_file(self, tmp_path, saved, light_net, monkeypatch):
         before = saved.read_bytes()
 
-        def dies(obj, f, *a, **k):
-            open(f, "wb").write(b"partial")
+        def dies(obj, f, *a, **k):  # f: a path or an open binary file
+            if hasattr(f, "write"):
+                f.write(b"partial")
+            else:
+                open(f, "wb").write(b"partial")
             raise KeyboardInterrupt
 
         monkeypatch.setattr(torch, "save", dies)
