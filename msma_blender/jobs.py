@@ -50,8 +50,7 @@ class JobEvent:
         kind: ``"faces"`` (results of one image), ``"error"`` (one line for the user) or ``"done"``.
         index: image index (-1 when not about one image).
         path: the image, if any.
-        results: FaceResults of the image (``"faces"``).
-        exp_basis: ``(Kexp, V, 3)`` expression basis of the model that made them.
+        results: FaceResults of the image (``"faces"``), each with its model's topology.
         message: the error line.
     """
 
@@ -59,7 +58,6 @@ class JobEvent:
     index: int = -1
     path: Path | None = None
     results: list = field(default_factory=list)
-    exp_basis: object = None
     message: str = ""
 
 
@@ -73,7 +71,7 @@ class ReconstructJob:
 
     Args:
         request: the work.
-        session_factory: ``EngineSettings -> session`` with ``reconstruct()`` and ``exp_basis``
+        session_factory: ``EngineSettings -> session`` with ``reconstruct()``
             (default: the cached :func:`.pipeline.get_session`).
     """
 
@@ -135,7 +133,7 @@ class ReconstructJob:
                 break
             try:
                 results = session.reconstruct(path, fit=req.fit, texture_size=req.texture_size, face=face)
-                event = JobEvent("faces", index=i, path=path, results=results, exp_basis=session.exp_basis)
+                event = JobEvent("faces", index=i, path=path, results=results)
             except MSMAError as err:
                 event = JobEvent("error", index=i, path=path, message=error_line(path, err))
             except Exception as err:  # noqa: BLE001 - a worker must report, not die silently

@@ -162,7 +162,6 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
         self._job = ReconstructJob(request)
         self._collection = context.collection or context.scene.collection
         self._frames = []
-        self._exp_basis = None
         self._built = []
         self._errors: list[str] = []
         return True
@@ -177,19 +176,18 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
             elif event.kind == "faces":
                 if self._job.request.animation:
                     self._frames.append(event.results[0])
-                    self._exp_basis = event.exp_basis
                 else:
                     for result in event.results:
-                        self._build_one(context, result, event.exp_basis)
+                        self._build_one(context, result)
             elif event.kind == "done":
                 done = True
         if done and self._frames:
             self._build_animation(context)
         return done
 
-    def _build_one(self, context, result, exp_basis) -> None:
+    def _build_one(self, context, result) -> None:
         try:
-            obj = build_face_object(result, exp_basis, self._collection, self._options, scene=context.scene)
+            obj = build_face_object(result, self._collection, self._options, scene=context.scene)
         except ValueError as err:
             self._errors.append(f"{result.image_path}: {err}")
             self.report({"ERROR"}, self._errors[-1])
@@ -202,7 +200,7 @@ class MSMA_OT_reconstruct_face(bpy.types.Operator):
 
         s = context.scene.msma
         try:
-            obj = build_animated_face(self._frames, self._exp_basis, self._collection, self._options,
+            obj = build_animated_face(self._frames, self._collection, self._options,
                                       scene=context.scene, frame_start=context.scene.frame_start,
                                       sigma=s.smoothing, identity=s.identity)
         except ValueError as err:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from msma_engine.errors import ShapeError
-from msma_engine.topology import FaceTopology
+from msma_engine.topology import FaceTopology, freeze_arrays, reduce_fields
 
 if TYPE_CHECKING:
     from msma_engine.eyes import Eyeballs
@@ -76,6 +76,10 @@ class Timings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", MappingProxyType({k: float(v) for k, v in self.stages.items()}))
+
+    def __reduce__(self) -> tuple:  # a mappingproxy does not pickle
+        return type(self), tuple(dict(v) if isinstance(v, MappingProxyType) else v
+                                 for v in reduce_fields(self)[1])
 
     def as_dict(self) -> dict[str, float]:
         """``{stage: seconds}``: the main stages, then the sub-stages (JSON-ready)."""
@@ -180,12 +184,7 @@ class FaceResult:
     landmarks_dense: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
-                view = value.view()  # the caller's array keeps its flags
-                view.setflags(write=False)
-                object.__setattr__(self, f.name, view)
+        freeze_arrays(self)
         total, nv = self.topology.layout.total, self.topology.n_vertices
         if self.coeffs.shape != (total,):
             raise ShapeError(f"coeffs must be ({total},) for model {self.topology.name!r}, got {self.coeffs.shape}")
@@ -193,6 +192,8 @@ class FaceResult:
             if getattr(self, name).shape != (nv, 3):
                 raise ShapeError(f"{name} must be ({nv}, 3) for model {self.topology.name!r}, "
                                  f"got {getattr(self, name).shape}")
+
+    __reduce__ = reduce_fields
 
     def part(self, name: str) -> np.ndarray:
         """One named part of :attr:`coeffs` (``id``, ``exp``, ``tex``, ``angles``, ``gamma``, ``trans``)."""

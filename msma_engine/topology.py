@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from msma_engine.errors import ShapeError
 if TYPE_CHECKING:
     from msma_engine.face_model import CoeffLayout
 
-__all__ = ["FaceTopology", "read_only"]
+__all__ = ["FaceTopology", "read_only", "freeze_arrays", "reduce_fields"]
 
 
 def read_only(array, dtype=None) -> np.ndarray:
@@ -35,6 +36,23 @@ def read_only(array, dtype=None) -> np.ndarray:
     out = np.array(array, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
+
+
+def freeze_arrays(obj) -> None:
+    """Replace each writeable NumPy-array field of the frozen dataclass ``obj`` by a read-only
+    view (the caller's array keeps its own flags); call from ``__post_init__``."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray) and value.flags.writeable:
+            view = value.view()
+            view.setflags(write=False)
+            object.__setattr__(obj, f.name, view)
+
+
+def reduce_fields(obj) -> tuple:
+    """``__reduce__`` of a frozen dataclass: unpickling goes through the constructor again, so
+    the checks run and the arrays are read-only again."""
+    return type(obj), tuple(getattr(obj, f.name) for f in dataclasses.fields(obj))
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,14 +85,18 @@ class FaceTopology:
     uv_polygons: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        freeze_arrays(self)
         k = self.layout.n_exp
         if len(self.expression_names) != k or self.expression_range.shape != (k, 2):
             raise ShapeError(f"{k} expressions in the layout, got {len(self.expression_names)} names and "
                              f"a range of shape {self.expression_range.shape}")
-        if self.expression_basis.ndim != 3 or self.expression_basis.shape[0] != k or self.expression_basis.shape[2] != 3:
-            raise ShapeError(f"expression_basis must be ({k}, V, 3), got {self.expression_basis.shape}")
+        basis = self.expression_basis
+        if basis.ndim != 3 or basis.shape[0] != k or basis.shape[2] != 3:
+            raise ShapeError(f"expression_basis must be ({k}, V, 3), got {basis.shape}")
         if self.triangles.shape != self.uv_triangles.shape:
             raise ShapeError(f"triangles {self.triangles.shape} and uv_triangles {self.uv_triangles.shape} differ")
+
+    __reduce__ = reduce_fields
 
     @property
     def n_vertices(self) -> int:

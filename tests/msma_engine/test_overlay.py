@@ -29,7 +29,8 @@ def _result(hw=(300, 400), albedo=(0, 0, 0), light: float = 0.0) -> FaceResult:
     return FaceResult(
         topology=model.topology, image_path=None, face_index=0, coeffs=coeffs,
         vertices_neutral=v, vertices_model=v, vertices_world=v,
-        albedo_texture=np.full((8, 8, 3), albedo, np.uint8), rotation=np.eye(3), landmarks_2d=lm2d, detected_landmarks=lm2d + 3.0, face_box=np.array([100.0, 50, 300, 250]),
+        albedo_texture=np.full((8, 8, 3), albedo, np.uint8), rotation=np.eye(3), landmarks_2d=lm2d,
+        detected_landmarks=lm2d + 3.0, face_box=np.array([100.0, 50, 300, 250]),
         crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=cam,
     )
 

@@ -114,6 +114,14 @@ def test_result_is_frozen_and_shares_the_model_topology(rec, astronaut):
             arr[...] = 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         astronaut.coeffs = astronaut.coeffs
+    # A pickled result (scripts/check_real_blender.sh hands one to Blender) comes back equal and frozen.
+    import pickle
+
+    back = pickle.loads(pickle.dumps(astronaut))
+    np.testing.assert_array_equal(back.vertices_world, astronaut.vertices_world)
+    np.testing.assert_array_equal(back.topology.expression_basis, topo.expression_basis)
+    assert back.timings == astronaut.timings and back.metrics == astronaut.metrics
+    assert not back.coeffs.flags.writeable and not back.topology.triangles.flags.writeable
     s = rec.model.layout.slices()
     np.testing.assert_array_equal(astronaut.angles, astronaut.coeffs[s["angles"]])
     np.testing.assert_array_equal(astronaut.expression_weights, astronaut.coeffs[s["exp"]])
