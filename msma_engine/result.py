@@ -60,7 +60,8 @@ class Timings:
         regress: the network (0 without weights).
         fit: test-time fitting.
         bake: texture baking.
-        total: all of the above for this face.
+        total: this face's wall time: the stages above plus assembling the result (neutral
+            shape, eyes, mouth interior), so a little more than their sum.
         stages: finer sub-stages (``fit_rigid``, ``fit_photo``, ``bake_uv``, ``bake_fill`` ...).
     """
 
