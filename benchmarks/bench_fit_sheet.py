@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         over = render_overlay(pixels, res, output_size=ROW)
         over = cv2.resize(over, (round(over.shape[1] * ROW / over.shape[0]), ROW))
         row = np.concatenate([over, clay_views(res, ROW)], axis=1)
-        on = [f"{n} {w:.2f}" for n, w in zip(res.expression_names, res.expression_weights) if w >= 0.2]
+        on = [f"{n} {w:.2f}" for n, w in zip(res.topology.expression_names, res.expression_weights) if w >= 0.2]
         cv2.putText(row, name[:28], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1, cv2.LINE_AA)
         for k, text in enumerate(on[:8]):
             cv2.putText(row, text, (over.shape[1] + 6, 36 + 16 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1,

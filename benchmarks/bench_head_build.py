@@ -27,14 +27,14 @@ from types import SimpleNamespace
 from machine import cpu_model  # noqa: E402
 
 
-def _build_times(bpy, res, exp_basis, repeat: int, **options) -> list[float]:
+def _build_times(bpy, res, repeat: int, **options) -> list[float]:
     from msma_blender.face_builder import BuildOptions, build_face_object
 
     out = []
     for _ in range(repeat):
         bpy.ops.wm.read_factory_settings(use_empty=True)
         start = time.perf_counter()
-        build_face_object(res, exp_basis, bpy.context.scene.collection, BuildOptions(**options))
+        build_face_object(res, bpy.context.scene.collection, BuildOptions(**options))
         bpy.context.view_layer.update()  # evaluate shape keys, drivers and the modifier once
         out.append(time.perf_counter() - start)
     return out
@@ -54,25 +54,24 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = Reconstructor()
     res = rec.reconstruct(args.photo or skimage.data.astronaut(), fit=None, texture_size=1024)
-    exp_basis = rec.model.exp_basis.numpy()
     rows = []
     for label, opts in (("full (quads, eyes + look keys, mouth, subdivision)", {}),
                         ("no subdivision", {"subdivision": 0}),
                         ("no mouth", {"add_mouth": False}),
                         ("no eyes", {"add_eyes": False}),
                         ("mesh + keys + texture only", {"subdivision": 0, "add_mouth": False, "add_eyes": False})):
-        t = _build_times(bpy, res, exp_basis, args.repeat, **opts)
+        t = _build_times(bpy, res, args.repeat, **opts)
         rows.append((label, f"{statistics.median(t):.3f} s (best {min(t):.3f})"))
     sizes = []
     with tempfile.TemporaryDirectory() as tmp:
-        engine_glb = write_glb(res, exp_basis, Path(tmp) / "engine.glb")
+        engine_glb = write_glb(res, Path(tmp) / "engine.glb")
         sizes.append(("engine .glb (msma_engine.export_gltf)", engine_glb.stat().st_size))
         cmd_args = SimpleNamespace(texture="pack", camera=False, preview=None, lighting=1.0, animation=False,
                                    smoothing=1.0, identity="first", preview_over_photo=False, force=True)
         for fmt in ("glb", "fbx"):
             path = Path(tmp) / f"blender.{fmt}"
             bpy.ops.wm.read_factory_settings(use_empty=True)
-            _write(path, fmt, [res], exp_basis, cmd_args)
+            _write(path, fmt, [res], cmd_args)
             sizes.append((f"headless command .{fmt}", path.stat().st_size))
     print(f"Machine: {cpu_model()} ({platform.machine()}), Blender {bpy.app.version_string}; "
           f"face: {len(res.vertices_neutral)} head vertices, mouth "

@@ -17,6 +17,7 @@ Run with ``PYTHONPATH`` at an older checkout for a "before" sheet.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import math
 import sys
@@ -53,11 +54,11 @@ def _results():
             dense = mp.mesh(loaded.pixels, det)[:, :2]
             crop = CropTransform(matrix=res.crop_matrix, size=rec.model.camera.image_size[0])
             baked = rec.baker.bake(torch.as_tensor(res.coeffs)[None], loaded.pixels, crop, 1024, dense_landmarks=dense)
-            res.albedo_texture = baked.texture
-        yield name, res, rec.model.exp_basis.numpy()
+            res = dataclasses.replace(res, albedo_texture=baked.texture)
+        yield name, res
 
 
-def _render(res, exp_basis, size: int, folder: Path) -> list[Path]:
+def _render(res, size: int, folder: Path) -> list[Path]:
     import bpy
 
     from msma_blender.conversion import points_to_blender
@@ -65,7 +66,7 @@ def _render(res, exp_basis, size: int, folder: Path) -> list[Path]:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    obj = build_face_object(res, exp_basis, scene.collection, BuildOptions(lighting=0.0))
+    obj = build_face_object(res, scene.collection, BuildOptions(lighting=0.0))
     obj.matrix_world.identity()
     world = bpy.data.worlds.new("white")
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
@@ -115,10 +116,10 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, res, exp_basis in _results():
+        for name, res in _results():
             folder = Path(tmp) / name
             folder.mkdir()
-            tiles = [Image.open(p).convert("RGB") for p in _render(res, exp_basis, args.size, folder)]
+            tiles = [Image.open(p).convert("RGB") for p in _render(res, args.size, folder)]
             tex = Image.fromarray(res.albedo_texture).crop((200, 50, 850, 700)).resize((args.size, args.size))
             rows.append((name, tiles + [tex]))
     s = args.size

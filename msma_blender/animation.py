@@ -40,14 +40,13 @@ def identity_shape(results: list, mode: str = "FIRST") -> np.ndarray:
     raise ValueError(f"identity mode must be 'FIRST' or 'MEAN', got {mode!r}")
 
 
-def build_animated_face(results: list, exp_basis: np.ndarray, collection: bpy.types.Collection,
+def build_animated_face(results: list, collection: bpy.types.Collection,
                         options: BuildOptions | None = None, scene: bpy.types.Scene | None = None,
                         frame_start: int = 1, sigma: float = 1.0, identity: str = "FIRST") -> bpy.types.Object:
     """One face object animated over the frames of ``results``.
 
     Args:
-        results: FaceResults of consecutive frames (one face each), in order.
-        exp_basis: ``(Kexp, V, 3)`` expression basis.
+        results: FaceResults of consecutive frames (one face each, one face model), in order.
         collection: where the object goes.
         options: build options (texture and camera come from the first frame).
         scene: scene whose frame range is set to the animation's frames (optional).
@@ -68,7 +67,9 @@ def build_animated_face(results: list, exp_basis: np.ndarray, collection: bpy.ty
     weights = gaussian_smooth(np.stack([r.expression_weights for r in results]), sigma)
     angles = gaussian_smooth(np.unwrap(np.stack([r.angles for r in results]), axis=0), sigma)
     trans = gaussian_smooth(np.stack([r.translation for r in results]), sigma)
-    obj = build_face_object(results[0], exp_basis, collection, options, scene=scene,
+    if any(r.topology is not results[0].topology for r in results):
+        raise ValueError("the frames of one animation must come from one face model")
+    obj = build_face_object(results[0], collection, options, scene=scene,
                             vertices_neutral=identity_shape(results, identity), all_expression_values=weights)
     keys = obj.data.shape_keys.key_blocks[1:]
     rotations = euler_to_rotation(torch.as_tensor(angles)).numpy()

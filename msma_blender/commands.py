@@ -227,7 +227,7 @@ def _reconstruct(args) -> int:
         if not results:
             continue
         try:
-            _write(plan.path, fmt, results, session.exp_basis, args)
+            _write(plan.path, fmt, results, args)
         except Exception as err:  # noqa: BLE001 - e.g. an exporter error; the other outputs still run
             log.debug("writing %s failed", plan.path, exc_info=True)
             print_error(plan.path, err)
@@ -276,7 +276,7 @@ _ID_COLLECTIONS = ("objects", "meshes", "materials", "images", "cameras", "actio
                    "node_groups", "shape_keys")
 
 
-def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
+def _write(path: Path, fmt: str, results: list, args) -> None:
     """Build the results in a new scene, save it in ``fmt``, then remove everything created."""
     import bpy
 
@@ -295,12 +295,12 @@ def _write(path: Path, fmt: str, results: list, exp_basis, args) -> None:
                            lighting=args.lighting, name=path.stem if args.animation else None)
     try:
         if args.animation:
-            objs = [build_animated_face(results, exp_basis, scene.collection, options, scene=scene,
+            objs = [build_animated_face(results, scene.collection, options, scene=scene,
                                         frame_start=1, sigma=args.smoothing, identity=args.identity.upper())]
         else:
             objs = []
             for res in results:
-                objs.append(build_face_object(res, exp_basis, scene.collection, options, scene=scene))
+                objs.append(build_face_object(res, scene.collection, options, scene=scene))
                 options.set_scene_camera = False
         # Written under a temporary name and renamed: a failed export keeps the old file.
         with atomic_output(path, overwrite=args.force) as tmp:

@@ -6,7 +6,7 @@ eyeball child objects (:mod:`.eyes`), and optionally a camera matching the photo
 coefficients, pose and lighting are stored as custom properties on the object (``msma_*``)
 so they can be read back and re-edited.
 
-The mesh keeps the face model's quads (``result.polygons``; triangles for BFM09). The mouth
+The mesh keeps the face model's quads (``result.topology.polygons``; triangles for BFM09). The mouth
 interior (teeth, tongue; :mod:`msma_engine.mouth`), when the model has one, is part of the
 same mesh: its vertices follow the head's (the first ``V`` vertices are the model's, in
 order), its polygons use the "Teeth" and "Tongue" materials and vertex groups
@@ -73,15 +73,14 @@ def object_name_for(result) -> str:
     return stem if result.face_index == 0 else f"{stem}.face{result.face_index}"
 
 
-def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Collection,
+def build_face_object(result, collection: bpy.types.Collection,
                       options: BuildOptions | None = None, scene: bpy.types.Scene | None = None,
                       vertices_neutral: np.ndarray | None = None,
                       all_expression_values: np.ndarray | None = None) -> bpy.types.Object:
     """Build the face object of one result.
 
     Args:
-        result: :class:`msma_engine.result.FaceResult`.
-        exp_basis: ``(Kexp, V, 3)`` expression basis of the result's face model, metres.
+        result: :class:`msma_engine.result.FaceResult` (its topology gives the mesh and the shape keys).
         collection: where the new objects are linked.
         options: :class:`BuildOptions`.
         scene: scene for ``options.set_scene_camera``.
@@ -96,11 +95,12 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
     opts = options or BuildOptions()
     name = opts.name or object_name_for(result)
     neutral = result.vertices_neutral if vertices_neutral is None else vertices_neutral
-    geo = _face_geometry(result, neutral, exp_basis, add_mouth=opts.add_mouth, reseat=vertices_neutral is not None)
+    topo = result.topology
+    geo = _face_geometry(result, neutral, add_mouth=opts.add_mouth, reseat=vertices_neutral is not None)
     mesh = mesh_builder.new_face_mesh(name, geo.vertices, geo.polygons, geo.uv_coords, geo.uv_polygons)
     obj = mesh_builder.new_face_object(name, mesh, collection)
-    shape_keys.add_expression_keys(obj, geo.vertices, geo.exp_basis, list(result.expression_names),
-                                   result.expression_range, result.expression_weights,
+    shape_keys.add_expression_keys(obj, geo.vertices, geo.exp_basis, list(topo.expression_names),
+                                   topo.expression_range, result.expression_weights,
                                    all_values=all_expression_values)
     texture_dir = opts.texture_dir
     if opts.texture_mode == "SAVE" and texture_dir is None:
@@ -118,7 +118,7 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
         mod.levels, mod.render_levels = int(opts.subdivision), int(opts.subdivision) + 1
     mesh_builder.set_object_pose(obj, result.rotation, result.translation)
     store_result_properties(obj, result)
-    if opts.add_eyes and getattr(result, "eyes", None) is not None:
+    if opts.add_eyes and result.eyes is not None:
         eyes.add_eye_objects(obj, result.eyes, collection, opts.texture_mode, texture_dir,
                              vertices_neutral=vertices_neutral)
     if opts.add_camera:
@@ -129,7 +129,7 @@ def build_face_object(result, exp_basis: np.ndarray, collection: bpy.types.Colle
             scene.render.resolution_x, scene.render.resolution_y = cam.data["msma_resolution"]
             scene.render.resolution_percentage = 100
     log.info("built %r: %d vertices (%d head), %d polygons, %d shape keys", obj.name, len(mesh.vertices), geo.n_head,
-             len(mesh.polygons), len(result.expression_names))
+             len(mesh.polygons), len(topo.expression_names))
     return obj
 
 
@@ -147,20 +147,20 @@ class _FaceGeometry:
     n_head_polygons: int = 0
 
 
-def _face_geometry(result, neutral: np.ndarray, exp_basis: np.ndarray, add_mouth: bool, reseat: bool) -> _FaceGeometry:
+def _face_geometry(result, neutral: np.ndarray, add_mouth: bool, reseat: bool) -> _FaceGeometry:
     """The mesh arrays: the model's polygons (quads when it has them) and the mouth interior
     (re-fitted to ``neutral`` when ``reseat``, i.e. ``neutral`` is not the result's own)."""
-    polys = getattr(result, "polygons", None)
-    uv_polys = getattr(result, "uv_polygons", None)
+    topo = result.topology
+    polys, uv_polys = topo.polygons, topo.uv_polygons
     if polys is None:
-        polys, uv_polys = result.triangles, result.uv_triangles
+        polys, uv_polys = topo.triangles, topo.uv_triangles
     polys, uv_polys = np.asarray(polys, np.int64), np.asarray(uv_polys, np.int64)
     neutral = np.asarray(neutral, np.float64)
-    exp_basis = np.asarray(exp_basis, np.float64)
+    exp_basis = np.asarray(topo.expression_basis, np.float64)
     n_v = len(neutral)
-    mouth = getattr(result, "mouth", None) if add_mouth else None
+    mouth = result.mouth if add_mouth else None
     if mouth is None:
-        return _FaceGeometry(neutral, polys, result.uv_coords, uv_polys, exp_basis, n_v, None, len(polys))
+        return _FaceGeometry(neutral, polys, topo.uv_coords, uv_polys, exp_basis, n_v, None, len(polys))
     if reseat:
         mouth = mouth.reseated(neutral)
     if polys.shape[1] == 3:
@@ -168,8 +168,8 @@ def _face_geometry(result, neutral: np.ndarray, exp_basis: np.ndarray, add_mouth
         polys, uv_polys = np.hstack([polys, pad]), np.hstack([uv_polys, pad])
     m_polys = np.asarray(mouth.polygons, np.int64)
     # The interior is untextured (own materials): every corner uses one extra UV at (0, 0).
-    uv_coords = np.vstack([result.uv_coords, np.zeros((1, 2), np.float32)])
-    m_uv = np.where(m_polys >= 0, len(result.uv_coords), -1)
+    uv_coords = np.vstack([topo.uv_coords, np.zeros((1, 2), np.float32)])
+    m_uv = np.where(m_polys >= 0, len(topo.uv_coords), -1)
     return _FaceGeometry(
         vertices=np.vstack([neutral, mouth.vertices_neutral]),
         polygons=np.vstack([polys, np.where(m_polys >= 0, m_polys + n_v, -1)]),
@@ -201,7 +201,7 @@ def _add_mouth_parts(obj: bpy.types.Object, geo: _FaceGeometry) -> None:
 def store_result_properties(obj: bpy.types.Object, result) -> None:
     """Keep the reconstruction on the object as ``msma_*`` custom properties (plain lists)."""
     as_list = lambda a: [float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]  # noqa: E731
-    obj["msma_model"] = str(result.model_name)
+    obj["msma_model"] = str(result.topology.name)
     obj["msma_image"] = str(result.image_path or "")
     obj["msma_face_index"] = int(result.face_index)
     obj["msma_coeffs"] = as_list(result.coeffs)

@@ -58,8 +58,7 @@ class JobEvent:
         kind: ``"faces"`` (results of one image), ``"error"`` (one line for the user) or ``"done"``.
         index: image index (-1 when not about one image).
         path: the image, if any.
-        results: FaceResults of the image (``"faces"``).
-        exp_basis: ``(Kexp, V, 3)`` expression basis of the model that made them.
+        results: FaceResults of the image (``"faces"``), each with its model's topology.
         message: the error line.
     """
 
@@ -67,7 +66,6 @@ class JobEvent:
     index: int = -1
     path: Path | None = None
     results: list = field(default_factory=list)
-    exp_basis: object = None
     message: str = ""
 
 
@@ -81,7 +79,7 @@ class ReconstructJob:
 
     Args:
         request: the work.
-        session_factory: ``EngineSettings -> session`` with ``reconstruct()`` and ``exp_basis``
+        session_factory: ``EngineSettings -> session`` with ``reconstruct()``
             (default: the cached :func:`.pipeline.get_session`).
     """
 
@@ -150,7 +148,7 @@ class ReconstructJob:
                 break
             try:
                 results = session.reconstruct(path, fit=req.fit, texture_size=req.texture_size, face=face)
-                event = JobEvent("faces", index=i, path=path, results=results, exp_basis=session.exp_basis)
+                event = JobEvent("faces", index=i, path=path, results=results)
             except MSMAError as err:
                 event = JobEvent("error", index=i, path=path, message=error_line(path, err))
             except Exception as err:  # noqa: BLE001 - a worker must report, not die silently
@@ -197,9 +195,9 @@ class Builder(Protocol):
     A ``ValueError`` means "this result cannot be built" and is reported; the job goes on.
     """
 
-    def face(self, result: Any, exp_basis: Any) -> Any: ...
+    def face(self, result: Any) -> Any: ...
 
-    def animation(self, frames: list, exp_basis: Any) -> Any: ...
+    def animation(self, frames: list) -> Any: ...
 
 
 class JobConsumer:
@@ -229,7 +227,6 @@ class JobConsumer:
         self.built: list = []
         self.errors: list[str] = []
         self._frames: list = []
-        self._exp_basis = None
         self._failure = ""
 
     @property
@@ -271,14 +268,13 @@ class JobConsumer:
                 elif event.kind == "faces":
                     if self.job.request.animation:
                         self._frames.append(event.results[0])
-                        self._exp_basis = event.exp_basis
                     else:
                         for result in event.results:
-                            self._build(self.builder.face, result, event.exp_basis, where=f"{result.image_path}: ")
+                            self._build(self.builder.face, result, where=f"{result.image_path}: ")
                 elif event.kind == "done":
                     done = True
             if done and self._frames:
-                self._build(self.builder.animation, self._frames, self._exp_basis, where="")
+                self._build(self.builder.animation, self._frames, where="")
         except Exception as err:  # noqa: BLE001 - a timer must never die with the "running" flag set
             log.exception("building the face objects failed")
             self.job.cancel()
@@ -302,9 +298,9 @@ class JobConsumer:
         self.errors.append(message)
         self.report(level, message)
 
-    def _build(self, make: Callable, what: Any, exp_basis: Any, where: str) -> None:
+    def _build(self, make: Callable, what: Any, where: str) -> None:
         try:
-            self.built.append(make(what, exp_basis))
+            self.built.append(make(what))
         except ValueError as err:
             self._error(f"{where}{err}", level="ERROR")
 

@@ -141,16 +141,16 @@ class _BlenderBuilder:
     def __init__(self, context, collection, options: BuildOptions):
         self.scene, self.collection, self.options = context.scene, collection, options
 
-    def face(self, result, exp_basis):
-        obj = build_face_object(result, exp_basis, self.collection, self.options, scene=self.scene)
+    def face(self, result):
+        obj = build_face_object(result, self.collection, self.options, scene=self.scene)
         self.options.set_scene_camera = False  # only the first camera becomes the scene camera
         return obj
 
-    def animation(self, frames, exp_basis):
+    def animation(self, frames):
         from .animation import build_animated_face
 
         s = self.scene.msma
-        return build_animated_face(frames, exp_basis, self.collection, self.options, scene=self.scene,
+        return build_animated_face(frames, self.collection, self.options, scene=self.scene,
                                    frame_start=self.scene.frame_start, sigma=s.smoothing, identity=s.identity)
 
 

@@ -126,13 +126,14 @@ class EngineSession:
         weights = settings.weights_path or default_weights_path()
         self.model = load_face_model(model_path)
         self.reconstructor = Reconstructor(model=self.model, weights=weights, device=settings.device)
-        # (Kexp, V, 3) metres, for the shape keys; copied once, off the device.
-        self.exp_basis = self.model.exp_basis.detach().cpu().numpy()
         self._lock = threading.Lock()
 
     def reconstruct(self, image_path: str | Path, fit: str | None = "default", texture_size: int = 1024,
                     face: str | int = "largest") -> list:
         """Reconstruct the faces of one photo.
+
+        Args:
+            face: ``"largest"``, ``"only"``, a face number, or ``"all"`` (every face, left to right).
 
         Returns:
             ``list[FaceResult]`` (one item unless ``face == "all"``).
@@ -140,9 +141,11 @@ class EngineSession:
         Raises:
             msma_engine.errors.MSMAError: the engine's one-line user errors.
         """
+        rec = self.reconstructor
         with self._lock:  # one reconstruction at a time per session (torch threads are shared)
-            out = self.reconstructor.reconstruct(str(image_path), fit=fit, texture_size=texture_size, face=face)
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+            if face == "all":
+                return rec.reconstruct_all(str(image_path), fit=fit, texture_size=texture_size)
+            return [rec.reconstruct(str(image_path), fit=fit, texture_size=texture_size, face=face)]
 
 
 _SESSIONS: dict[EngineSettings, EngineSession] = {}

@@ -2,8 +2,11 @@
 
 Main entry points (imported lazily so ``import msma_engine`` stays cheap)::
 
-    from msma_engine import reconstruct
-    result = reconstruct("photo.jpg")          # -> msma_engine.result.FaceResult
+    from msma_engine import reconstruct, reconstruct_all
+    result = reconstruct("photo.jpg")          # -> one msma_engine.result.FaceResult (largest face)
+    faces = reconstruct_all("group.jpg")       # -> list[FaceResult], left to right
+    result.topology                            # shared FaceTopology: triangles, UVs, expression basis
+    result.timings.as_dict(), result.metrics   # Timings, FitMetrics
 
     from msma_engine import load_face_model
     model = load_face_model()                  # the shipped default head (CC0)
@@ -15,12 +18,17 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["reconstruct", "Reconstructor", "FaceResult", "FaceModel", "load_face_model"]
+__all__ = ["reconstruct", "reconstruct_all", "Reconstructor", "FaceResult", "FaceTopology", "Timings",
+           "FitMetrics", "FaceModel", "load_face_model"]
 
 _LAZY = {
     "reconstruct": "msma_engine.pipeline",
     "Reconstructor": "msma_engine.pipeline",
+    "reconstruct_all": "msma_engine.pipeline",
     "FaceResult": "msma_engine.result",
+    "FaceTopology": "msma_engine.topology",
+    "Timings": "msma_engine.result",
+    "FitMetrics": "msma_engine.result",
     "FaceModel": "msma_engine.face_model",
     "load_face_model": "msma_engine.face_model",
 }

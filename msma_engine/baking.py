@@ -31,7 +31,6 @@ the output is ``uint8`` ``(S, S, 3)``, row 0 at the top (docs/CONVENTIONS.md).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -47,6 +46,7 @@ from msma_engine.face_model import FaceModel
 from msma_engine.photo_mask import EXCLUDED, SKIN, PhotoMask, skin_sampling_mask
 from msma_engine.render import RenderContext, rasterize_uv, render_mesh
 from msma_engine.shading import sh_irradiance
+from msma_engine.timing import Stopwatch
 
 __all__ = ["BakeSettings", "BakeOutput", "TextureBaker", "mirror_vertex_map"]
 
@@ -289,17 +289,16 @@ class TextureBaker:
             # The photo has no detail for this many texels: bake at a size it supports and
             # scale up (the cost of a 2048² texture from a small face is that of 1024²).
             res = self.bake(coeffs, photo, crop, sampled, dense_landmarks)
-            t = time.perf_counter()
+            clock = Stopwatch()
             res.texture = cv2.resize(res.texture, (size, size), interpolation=cv2.INTER_CUBIC)
-            res.timings["bake_upscale"] = time.perf_counter() - t
+            res.timings["bake_upscale"] = clock.elapsed
             res.timings["bake"] += res.timings["bake_upscale"]
             return res
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         lay = self._layout(size)
-        timings["bake_uv"] = time.perf_counter() - t0
+        timings["bake_uv"] = clock.lap()
 
-        t1 = time.perf_counter()
         out = m(coeffs)
         verts, normals = out.vertices[0], out.normals[0]
         gamma = m.layout.split(coeffs).gamma
@@ -308,17 +307,15 @@ class TextureBaker:
         cam = m.camera.scaled(k)
         depth_map = render_mesh(self.ctx, out.vertices, m.triangles, cam.image_size, project=cam.world_to_clip,
                                 colors=out.vertex_colors, normals=out.normals).depth[0, ..., 0].cpu().numpy()
-        timings["bake_depth"] = time.perf_counter() - t1
+        timings["bake_depth"] = clock.lap()
 
-        t_mask = time.perf_counter()
         mask = None
         if st.photo_mask:
             landmarks = (crop.inverse(out.landmarks_2d[0].cpu().double().numpy()) if dense_landmarks is None
                          else np.asarray(dense_landmarks, np.float64)[:, :2])
             mask = skin_sampling_mask(img, landmarks)
-        timings["bake_mask"] = time.perf_counter() - t_mask
+        timings["bake_mask"] = clock.lap()
 
-        t2 = time.perf_counter()
         photo_f = img.astype(np.float32) / 255.0
 
         # Outside the face region (scalp, neck, ears) the photo shows hair, background or
@@ -386,9 +383,8 @@ class TextureBaker:
         keep_mirror[sel_np] = m_mask * m_keep
         seen = w_direct[sel_np] * d_mask > 0.05
         specular = float(((s_direct > 0) | (d_keep < 0.5))[seen].sum() / max(seen.sum(), 1))
-        timings["bake_sample"] = time.perf_counter() - t2
+        timings["bake_sample"] = clock.lap()
 
-        t3 = time.perf_counter()
         # Visibility edges are feathered; the photo mask's holes (soft already) are left to
         # the multi-band blend, so pores and stray hairs do not eat a feather ramp each.
         w_direct = self._feather(lay, w_direct, size) * keep_direct
@@ -425,8 +421,8 @@ class TextureBaker:
         tex[idx] = albedo
         tex = _fill_from_nearest(tex.reshape(size, size, 3), covered)
         texture = (tex * 255.0 + 0.5).astype(np.uint8)
-        timings["bake_fill"] = time.perf_counter() - t3
-        timings["bake"] = time.perf_counter() - t0
+        timings["bake_fill"] = clock.lap()
+        timings["bake"] = clock.elapsed
         n = max(len(w_direct), 1)
         return BakeOutput(texture=texture, coverage=float((w_direct > 0.5).sum() / n),
                           mirrored=float(((w_direct <= 0.5) & (w_mirror > 0.5)).sum() / n),

@@ -86,38 +86,39 @@ def _complete(paths: dict[str, Path]) -> bool:
     return all(p.exists() for p in paths.values())
 
 
-def coefficients_json(result, layout, model_name: str) -> dict:
+def coefficients_json(result) -> dict:
     """The ``_coeffs.json`` content of one :class:`~msma_engine.result.FaceResult`."""
-    parts = {name: np.asarray(result.coeffs[s], dtype=float) for name, s in layout.slices().items()}
+    layout = result.topology.layout
+    parts = {name: np.asarray(result.part(name), dtype=float) for name in layout.names}
     cam = result.camera
     return {
-        "model": model_name,
+        "model": result.topology.name,
         "image": result.image_path,
         "face_index": result.face_index,
         "layout": dict(zip(layout.names, layout.sizes)),
         "coefficients": {
             "id": parts["id"].tolist(),
-            "exp": {name: float(v) for name, v in zip(result.expression_names, parts["exp"])},
+            "exp": {name: float(v) for name, v in zip(result.topology.expression_names, parts["exp"])},
             "tex": parts["tex"].tolist(),
             "angles": parts["angles"].tolist(),
             "gamma": parts["gamma"].tolist(),
             "trans": parts["trans"].tolist(),
         },
         "pose": {
-            "angles_rad": np.asarray(result.angles).tolist(),
+            "angles_rad": parts["angles"].tolist(),
             "angles_order": "pitch, yaw, roll; R = Rz(roll) Ry(yaw) Rx(pitch)",
             "rotation": np.asarray(result.rotation).tolist(),
-            "translation_m": np.asarray(result.translation).tolist(),
+            "translation_m": parts["trans"].tolist(),
         },
-        "sh": {"coefficients": np.asarray(result.sh_coeffs).tolist(),
+        "sh": {"coefficients": parts["gamma"].tolist(),
                "order": "R(9) G(9) B(9); +0.8 on each DC term in shading"},
         "camera": {"focal_px": cam.focal, "center_px": list(cam.center), "image_size_hw": list(cam.image_size),
                    "distance_m": cam.distance},
         "face_box": np.asarray(result.face_box).tolist(),
         "landmarks_2d": np.asarray(result.landmarks_2d).tolist(),
         "detected_landmarks": np.asarray(result.detected_landmarks).tolist(),
-        "timings_s": {k: round(float(v), 4) for k, v in result.timings.items()},
-        "metrics": {k: float(v) for k, v in result.metrics.items()},
+        "timings_s": {k: round(v, 4) for k, v in result.timings.as_dict().items()},
+        "metrics": result.metrics.as_dict() if result.metrics is not None else {},
     }
 
 
@@ -134,11 +135,10 @@ def _encode_outputs(result, rec, photo, name: str) -> dict[str, bytes]:
     from msma_engine.export_gltf import glb_bytes
     from msma_engine.overlay import render_overlay
 
-    model = rec.model
     return {
-        "glb": glb_bytes(result, model.exp_basis.detach().cpu().numpy(), name),
+        "glb": glb_bytes(result, name),
         "albedo": _png(result.albedo_texture),
-        "coeffs": json.dumps(coefficients_json(result, model.layout, model.name), indent=1).encode(),
+        "coeffs": json.dumps(coefficients_json(result), indent=1).encode(),
         "overlay": _png(render_overlay(photo, result, ctx=rec.ctx)),
     }
 
@@ -168,8 +168,10 @@ def _reconstruct_photo(path: Path, stem: str, out_dir: Path, rec, args, fit) -> 
             if _complete(known):
                 return f"{path}: outputs exist in {out_dir}, skipped (use --force to redo)"
         loaded = load_image(path)
-        results = rec.reconstruct(loaded, fit=fit, texture_size=args.texture_size, face=face)
-        results = results if isinstance(results, list) else [results]
+        if face == "all":
+            results = rec.reconstruct_all(loaded, fit=fit, texture_size=args.texture_size)
+        else:
+            results = [rec.reconstruct(loaded, fit=fit, texture_size=args.texture_size, face=face)]
         notes = []
         for res in results:
             index = args.face if isinstance(face, int) else res.face_index if face == "all" else None
@@ -179,7 +181,7 @@ def _reconstruct_photo(path: Path, stem: str, out_dir: Path, rec, args, fit) -> 
                 continue
             name = paths["glb"].stem
             _commit_outputs(paths, _encode_outputs(res, rec, loaded.pixels, name), args.force)
-        errors = ", ".join(f"{r.metrics.get('landmark_nme_fit', float('nan')):.3f}" for r in results)
+        errors = ", ".join(f"{r.metrics.landmark_nme_fit:.3f}" if r.metrics else "n/a" for r in results)
         extra = f" ({'; '.join(notes)})" if notes else ""
         return f"{path}: {len(results)} face(s), landmark error {errors} IOD, {clock.elapsed:.1f} s{extra}"
 

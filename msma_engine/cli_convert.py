@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from msma_engine.errors import MSMAError
+from msma_engine.timing import Stopwatch
 
 __all__ = ["add_convert_bfm_parser", "run_convert_bfm", "main"]
 
@@ -82,7 +82,7 @@ def run_convert_bfm(args: argparse.Namespace) -> int:
         if args.front_mat is None and args.bfm_folder is None:
             raise _UsageError("give --bfm-folder (with --morphable-model and --exp-pca) or --front-mat")
         output = bfm09.check_output_path(args.output, args.force)  # fail before a minute of work
-        start = time.perf_counter()
+        clock = Stopwatch()
         if args.front_mat is not None:
             data = bfm09.convert_front_mat(args.front_mat)
         else:
@@ -95,7 +95,7 @@ def run_convert_bfm(args: argparse.Namespace) -> int:
     size_mb = output.stat().st_size / 1e6
     print(f"wrote {output}: {data.n_vertices} vertices, {data.n_triangles} triangles, "
           f"id/exp/tex {data.n_id}/{data.n_exp}/{data.n_tex}, {size_mb:.1f} MB "
-          f"in {time.perf_counter() - start:.1f} s")
+          f"in {clock.elapsed:.1f} s")
     return 0
 
 

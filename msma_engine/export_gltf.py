@@ -24,7 +24,7 @@ of the texture, ours bottom-left: ``v_gltf = 1 − v``. This is the only place t
 happens.
 
 Example:
-    >>> write_glb(result, model.exp_basis.numpy(), "face.glb")  # doctest: +SKIP
+    >>> write_glb(result, "face.glb")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -124,36 +124,31 @@ def default_node_name(result: FaceResult) -> str:
     return stem if not result.face_index else f"{stem}_face{result.face_index}"
 
 
-def mesh_from_result(result: FaceResult, expression_basis: np.ndarray, name: str | None = None) -> GLBMesh:
-    """Build a :class:`GLBMesh` from a :class:`FaceResult` and the model's expression basis.
+def mesh_from_result(result: FaceResult, name: str | None = None) -> GLBMesh:
+    """Build a :class:`GLBMesh` from a :class:`FaceResult` (its topology's expression basis
+    becomes the morph targets).
 
     Args:
         result: the reconstruction.
-        expression_basis: ``(Kexp, V, 3)`` metres per unit expression coefficient
-            (``FaceModel.exp_basis``).
         name: mesh/node name; defaults to :func:`default_node_name` (after the photo).
     """
-    basis = np.asarray(expression_basis, dtype=np.float32)
-    nv = result.vertices_neutral.shape[0]
-    kexp = len(result.expression_names)
-    if basis.shape != (kexp, nv, 3):
-        raise ShapeError(f"expression_basis must be ({kexp}, {nv}, 3) for this result, got {basis.shape}")
-    vertex_of, uv_of, faces = split_uv_seams(result.triangles, result.uv_triangles)
+    topo = result.topology
+    vertex_of, uv_of, faces = split_uv_seams(topo.triangles, topo.uv_triangles)
     neutral = np.asarray(result.vertices_neutral, dtype=np.float64)
-    normals = _vertex_normals_np(neutral, np.asarray(result.triangles, dtype=np.int64))
+    normals = _vertex_normals_np(neutral, np.asarray(topo.triangles, dtype=np.int64))
     return GLBMesh(
         positions=neutral[vertex_of].astype(np.float32),
         normals=normals[vertex_of].astype(np.float32),
-        uvs=np.asarray(result.uv_coords, dtype=np.float32)[uv_of],
+        uvs=np.asarray(topo.uv_coords, dtype=np.float32)[uv_of],
         indices=faces.astype(np.uint32),
-        targets=basis[:, vertex_of],
-        target_names=list(result.expression_names),
+        targets=topo.expression_basis[:, vertex_of],
+        target_names=list(topo.expression_names),
         target_weights=np.asarray(result.expression_weights, dtype=np.float32),
         texture=np.asarray(result.albedo_texture),
         name=name or default_node_name(result),
         extras={
-            "model_name": result.model_name,
-            "expression_range": np.asarray(result.expression_range, dtype=float).tolist(),
+            "model_name": topo.name,
+            "expression_range": np.asarray(topo.expression_range, dtype=float).tolist(),
             "sh_coeffs": np.asarray(result.sh_coeffs, dtype=float).tolist(),
             "units": "metre",
         },
@@ -378,22 +373,22 @@ def build_glb(mesh: GLBMesh, children: Sequence[GLBMesh] = ()) -> bytes:
     return bytes(out)
 
 
-def glb_bytes(result: FaceResult, expression_basis: np.ndarray, name: str | None = None) -> bytes:
+def glb_bytes(result: FaceResult, name: str | None = None) -> bytes:
     """The ``.glb`` file content of ``result`` (arguments as :func:`write_glb`)."""
-    face = mesh_from_result(result, expression_basis, name)
-    children = (eye_meshes(result.eyes, face.name, result.expression_names, result.expression_weights)
-                + mouth_meshes(getattr(result, "mouth", None), face.name, result.expression_weights))
+    face = mesh_from_result(result, name)
+    children = (eye_meshes(result.eyes, face.name, result.topology.expression_names, result.expression_weights)
+                + mouth_meshes(result.mouth, face.name, result.expression_weights))
     return build_glb(face, children)
 
 
-def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path, name: str | None = None, *,
+def write_glb(result: FaceResult, path: str | Path, name: str | None = None, *,
               overwrite: bool = True) -> Path:
     """Write ``result`` as a ``.glb`` file, atomically (a temporary name, then a rename).
 
     Args:
         result: the reconstruction (neutral shape, UVs, texture, expression weights); its
-            eyeballs and mouth interior, if any, become child nodes of the face node.
-        expression_basis: ``(Kexp, V, 3)`` the face model's expression basis, metres.
+            eyeballs and mouth interior, if any, become child nodes of the face node; its
+            topology's expression basis becomes the morph targets.
         path: output file.
         name: mesh/node name (default: after the photo, :func:`default_node_name`).
         overwrite: replace an existing file; False raises FileExistsError instead.
@@ -401,7 +396,7 @@ def write_glb(result: FaceResult, expression_basis: np.ndarray, path: str | Path
     Returns:
         The path written.
     """
-    return atomic_write(path, glb_bytes(result, expression_basis, name), overwrite=overwrite)
+    return atomic_write(path, glb_bytes(result, name), overwrite=overwrite)
 
 
 def read_glb(data: bytes) -> tuple[dict, bytes]:

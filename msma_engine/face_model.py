@@ -9,7 +9,9 @@ model's basis sizes, see :class:`CoeffLayout` and docs/CONVENTIONS.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +22,9 @@ from msma_engine.errors import ShapeError
 from msma_engine.geometry import euler_to_rotation, vertex_normals
 from msma_engine.model_file import FaceModelData, load_face_model_data
 from msma_engine.shading import sh_irradiance
+
+if TYPE_CHECKING:
+    from msma_engine.topology import FaceTopology
 
 __all__ = ["CoeffLayout", "Coeffs", "FaceModel", "FaceOutput", "DEFAULT_MODEL_PATH", "load_face_model"]
 
@@ -175,6 +180,16 @@ class FaceModel(nn.Module):
     @property
     def n_vertices(self) -> int:
         return int(self.mean_shape.shape[0])
+
+    @cached_property
+    def topology(self) -> FaceTopology:
+        """The shared, read-only :class:`~msma_engine.topology.FaceTopology` of this model's results.
+
+        Built on first use and kept (the model's buffers are not expected to change afterwards).
+        """
+        from msma_engine.topology import FaceTopology
+
+        return FaceTopology.from_model(self)
 
     # --- pure model evaluation -------------------------------------------------------
     def shape(self, id_coeffs: torch.Tensor, exp_coeffs: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,6 @@ as the hook for one. The reflectance loss is not needed, as the texture is baked
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -65,6 +64,7 @@ from msma_engine.losses import (
 )
 from msma_engine.render import Fragments, RenderContext, channels_first, interpolate, rasterize
 from msma_engine.shading import SH_INIT_DC, sh_basis, sh_irradiance
+from msma_engine.timing import Stopwatch
 
 __all__ = [
     "Quality",
@@ -633,7 +633,7 @@ class FaceFitter:
         lm_t = target.landmarks.to(dev, torch.float32)
         iod = inter_ocular_distance(lm_t)
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        clock = Stopwatch()
 
         if rigid_init:
             angles, trans = rigid_pose_from_landmarks(m, lm_t[0].cpu().numpy(), init)
@@ -673,24 +673,21 @@ class FaceFitter:
         state = {k: v.double() for k, v in vars(layout.split(init)).items()}
         state["exp"] = torch.maximum(torch.minimum(state["exp"], prior.upper.to(dev)[None]), prior.lower.to(dev)[None])
         self._solve_landmarks(state, ("angles", "trans"), lm_residual, None, prior, cfg.rigid_iters)
-        timings["fit_rigid"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
+        timings["fit_rigid"] = clock.lap()
         self._solve_landmarks(state, ("id", "exp", "angles", "trans"), lm_residual, (id_w, exp_prior), prior,
                               cfg.shape_iters)
-        timings["fit_shape"] = time.perf_counter() - t1
+        timings["fit_shape"] = clock.lap()
 
         params = {k: nn.Parameter(v.float().clone()) for k, v in state.items()}
 
         def coeffs() -> torch.Tensor:
             return torch.cat([params[k] for k in layout.names], dim=1)
 
-        t2 = time.perf_counter()
         photo_start = self._photo_error(init, image, valid, size)
         for _ in range(cfg.light_rounds):
             self._solve_colour(params, coeffs, image, valid, size)
-        timings["fit_light"] = time.perf_counter() - t2
+        timings["fit_light"] = clock.lap()
 
-        t3 = time.perf_counter()
         if cfg.photo_steps and cfg.photo_geometry:
             exp_lo, exp_hi = prior.lower.float().to(dev), prior.upper.float().to(dev)
             lin = prior.linear(cfg.prior_scale)
@@ -717,7 +714,7 @@ class FaceFitter:
             _adam(groups, cfg.photo_steps, photo_loss, project_exp)
         elif cfg.photo_steps:
             self._fit_colour(params, coeffs, image, valid, size)
-        timings["fit_photo"] = time.perf_counter() - t3
+        timings["fit_photo"] = clock.lap()
 
         final = coeffs().detach()
         with torch.no_grad():
@@ -729,7 +726,7 @@ class FaceFitter:
                 metrics["dense_nme_fit"] = float((pred - pts_t).norm(dim=-1)[w > 0].mean() / iod64[0])
         metrics["photometric_start"] = photo_start
         metrics["photometric_fit"] = self._photo_error(final, image, valid, size)
-        timings["fit"] = time.perf_counter() - t0
+        timings["fit"] = clock.elapsed
         logger.info("fit: landmark NME %.4f -> %.4f, photometric %.4f -> %.4f in %.2fs",
                     start_nme, metrics["landmark_nme_fit"], metrics["photometric_start"], metrics["photometric_fit"],
                     timings["fit"])

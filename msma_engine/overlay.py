@@ -69,8 +69,8 @@ def _render_window(result: FaceResult, cam: PerspectiveCamera, size: tuple[int, 
                    textured: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Clay ``(h, w, 3)``, mask ``(h, w)`` and (optionally) textured ``(h, w, 3)`` renders in [0, 1]."""
     with torch.no_grad():
-        verts = torch.as_tensor(np.asarray(result.vertices_world, dtype=np.float32))[None]
-        tris = torch.as_tensor(np.asarray(result.triangles, dtype=np.int64))
+        verts = torch.tensor(result.vertices_world, dtype=torch.float32)[None]
+        tris = torch.tensor(result.topology.triangles, dtype=torch.int64)
         frags = rasterize(ctx, cam.world_to_clip(verts), tris, size, cull_backfaces=True)
         normals = interpolate(vertex_normals(verts, tris), frags, tris)
         normals = normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -79,11 +79,11 @@ def _render_window(result: FaceResult, cam: PerspectiveCamera, size: tuple[int, 
         mask = frags.mask[0].float().numpy()
         tex_rgb = None
         if textured:
-            uv = interpolate(torch.as_tensor(np.asarray(result.uv_coords, dtype=np.float32)), frags,
-                             torch.as_tensor(np.asarray(result.uv_triangles, dtype=np.int64)))
+            uv = interpolate(torch.tensor(result.topology.uv_coords, dtype=torch.float32), frags,
+                             torch.tensor(result.topology.uv_triangles, dtype=torch.int64))
             tex = torch.as_tensor(np.asarray(result.albedo_texture, dtype=np.float32) / 255.0)[None]
             albedo = texture(ctx, tex, uv, boundary="clamp")
-            gamma = torch.as_tensor(np.asarray(result.sh_coeffs, dtype=np.float32))[None]
+            gamma = torch.tensor(result.sh_coeffs, dtype=torch.float32)[None]
             tex_rgb = (albedo * sh_irradiance(normals, gamma)).clamp(0.0, 1.0)[0].numpy()
     return clay, mask, tex_rgb
 
@@ -183,8 +183,8 @@ def clay_views(result: FaceResult, size: int = 384, yaws_deg: tuple[float, ...] 
         ``(size, len(yaws)·size, 3)`` uint8 RGB on a dark grey background.
     """
     ctx = ctx or RenderContext("torch")
-    verts0 = torch.as_tensor(np.asarray(result.vertices_model, dtype=np.float32))[None]
-    tris = torch.as_tensor(np.asarray(result.triangles, dtype=np.int64))
+    verts0 = torch.tensor(result.vertices_model, dtype=torch.float32)[None]
+    tris = torch.tensor(result.topology.triangles, dtype=torch.int64)
     # Frame the face region's vertices: centre and extent of the model.
     centre = verts0[0].mean(0)
     extent = float((verts0[0] - centre).abs().max())

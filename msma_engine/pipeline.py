@@ -19,9 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
@@ -48,14 +48,15 @@ from msma_engine.image_io import LoadedImage, load_image, load_image_array
 from msma_engine.mouth import mouth_interior_for
 from msma_engine.plausibility import check_face_plausible
 from msma_engine.render import RenderContext
-from msma_engine.result import FaceResult, PhotoCamera
+from msma_engine.result import FaceResult, FitMetrics, PhotoCamera, Timings
+from msma_engine.timing import Stopwatch, timed
 
-__all__ = ["reconstruct", "Reconstructor", "FitQuality", "FaceChoice"]
+__all__ = ["reconstruct", "reconstruct_all", "cached_reconstructor", "clear_cache", "Reconstructor", "FitQuality", "FaceChoice"]
 
 logger = logging.getLogger(__name__)
 
 FitQuality = Literal["fast", "default"] | None
-FaceChoice = Literal["largest", "only", "all"] | int
+FaceChoice = Literal["largest", "only"] | int
 
 # Without fitting, only the landmark-free closed-form light solve runs (the pose comes from
 # the network, or from PnP on the landmarks for the mean face).
@@ -136,8 +137,8 @@ class Reconstructor:
 
     # --- public ----------------------------------------------------------------------------
     def reconstruct(self, image: str | Path | np.ndarray | LoadedImage, *, fit: FitQuality = "default",
-                    texture_size: int = 1024, face: FaceChoice = "largest") -> FaceResult | list[FaceResult]:
-        """Reconstruct the face(s) in one photo.
+                    texture_size: int = 1024, face: FaceChoice = "largest") -> FaceResult:
+        """Reconstruct one face of a photo.
 
         Args:
             image: file path, ``(H, W, 3)`` uint8 RGB array (other layouts go through
@@ -145,34 +146,52 @@ class Reconstructor:
             fit: test-time fitting quality, or None for the start point only (network output,
                 or the mean face posed from the landmarks).
             texture_size: side of the baked albedo texture, 64-4096.
-            face: ``"largest"``, ``"only"`` (exactly one face), ``"all"`` or a face number
-                (left to right, from 0).
+            face: ``"largest"``, ``"only"`` (exactly one face) or a face number (left to
+                right, from 0); every face: :meth:`reconstruct_all`.
 
         Returns:
-            One :class:`FaceResult`, or a list (left to right) for ``face="all"``.
+            One :class:`FaceResult`.
 
         Raises:
             ImageError, NoFaceError, FaceTooSmallError, MultipleFacesError: unusable input.
+            ValueError: an unknown ``fit`` or ``face``.
         """
-        t0 = time.perf_counter()
+        if face == "all":
+            raise ValueError("reconstruct() returns one face; use reconstruct_all() for every face")
+        return self._reconstruct(image, fit, texture_size, face)[0]
+
+    def reconstruct_all(self, image: str | Path | np.ndarray | LoadedImage, *, fit: FitQuality = "default",
+                        texture_size: int = 1024) -> list[FaceResult]:
+        """Reconstruct every usable face of a photo (see :meth:`reconstruct` for the arguments).
+
+        Returns:
+            One :class:`FaceResult` per face, left to right; the photo's ``load`` and ``detect``
+            seconds are shared equally among them.
+
+        Raises:
+            ImageError, NoFaceError, FaceTooSmallError: no usable face.
+        """
+        return self._reconstruct(image, fit, texture_size, "all")
+
+    def _reconstruct(self, image: str | Path | np.ndarray | LoadedImage, fit: FitQuality, texture_size: int,
+                     face: FaceChoice | Literal["all"]) -> list[FaceResult]:
         if fit is not None and fit not in QUALITY_PRESETS:
             raise ValueError(f"fit must be one of {sorted(QUALITY_PRESETS)} or None, got {fit!r}")
-        loaded = _load(image)
-        t_load = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        detections = detect_faces(loaded.pixels, self.detector)
-        chosen = pick_face(detections, face, image_name=loaded.name, min_size=self.min_face_size)
-        t_detect = time.perf_counter() - t1
+        photo: dict[str, float] = {}
+        with timed(photo, "load"):
+            loaded = _load(image)
+        with timed(photo, "detect"):
+            detections = detect_faces(loaded.pixels, self.detector)
+            chosen = pick_face(detections, face, image_name=loaded.name, min_size=self.min_face_size)
         ordered = sorted(detections, key=lambda d: 0.5 * (d.box[0] + d.box[2]))
         results = []
         for det in chosen:
             index = next(i for i, d in enumerate(ordered) if d is det)
             res = self.reconstruct_detection(loaded, det, index=index, fit=fit, texture_size=texture_size)
-            res.timings["load"] = t_load
-            res.timings["detect"] = t_detect / len(chosen)
-            res.timings["total"] = res.timings["total"] + t_load + t_detect / len(chosen)
-            results.append(res)
-        return results if face == "all" else results[0]
+            share = {k: v / len(chosen) for k, v in photo.items()}
+            timings = dataclasses.replace(res.timings, **share, total=res.timings.total + sum(share.values()))
+            results.append(dataclasses.replace(res, timings=timings))
+        return results
 
     @torch.no_grad()
     def _regress(self, crop: np.ndarray) -> torch.Tensor:
@@ -183,55 +202,54 @@ class Reconstructor:
                               fit: FitQuality = "default", texture_size: int = 1024) -> FaceResult:
         """Reconstruct one already detected face (see :meth:`reconstruct` for the arguments)."""
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         pixels = loaded.pixels
-        lm, dense = self._landmarks(pixels, detection, fit)
-        check_face_plausible(pixels, detection, lm, self.detector, loaded.name)  # e.g. an upside-down photo
-        timings["landmarks"] = time.perf_counter() - t0
+        with timed(timings, "landmarks"):
+            lm, dense = self._landmarks(pixels, detection, fit)
+            check_face_plausible(pixels, detection, lm, self.detector, loaded.name)  # e.g. an upside-down photo
 
-        t1 = time.perf_counter()
-        crop = align_crop(five_from_68(lm), self.template)
-        size = self.model.camera.image_size[0]
-        crop_img = crop.warp(pixels, size)
-        valid = crop.warp(np.ones(pixels.shape[:2], np.float32), size)
-        lm_crop = crop.apply(lm)
-        timings["align"] = time.perf_counter() - t1
+        with timed(timings, "align"):
+            crop = align_crop(five_from_68(lm), self.template)
+            size = self.model.camera.image_size[0]
+            crop_img = crop.warp(pixels, size)
+            valid = crop.warp(np.ones(pixels.shape[:2], np.float32), size)
+            lm_crop = crop.apply(lm)
 
-        t2 = time.perf_counter()
-        init = self._regress(crop_img) if self.network is not None else None
-        timings["regress"] = time.perf_counter() - t2
+        with timed(timings, "regress"):
+            init = self._regress(crop_img) if self.network is not None else None
 
-        t3 = time.perf_counter()
-        dev = self.device
-        target = FitTarget(
-            image=torch.as_tensor(crop_img, dtype=torch.float32, device=dev).permute(2, 0, 1)[None] / 255.0,
-            landmarks=torch.as_tensor(lm_crop, dtype=torch.float32, device=dev)[None],
-            valid=torch.as_tensor(valid, dtype=torch.float32, device=dev)[None, None],
-            dense=None if dense is None else torch.as_tensor(crop.apply(dense), dtype=torch.float32, device=dev)[None],
+        with timed(timings, "fit"):
+            dev = self.device
+            target = FitTarget(
+                image=torch.as_tensor(crop_img, dtype=torch.float32, device=dev).permute(2, 0, 1)[None] / 255.0,
+                landmarks=torch.as_tensor(lm_crop, dtype=torch.float32, device=dev)[None],
+                valid=torch.as_tensor(valid, dtype=torch.float32, device=dev)[None, None],
+                dense=None if dense is None else torch.as_tensor(crop.apply(dense), dtype=torch.float32,
+                                                                 device=dev)[None],
+            )
+            fitted = self._fitter(fit).fit(target, init=init, rigid_init=init is None)
+            coeffs = fitted.coeffs
+
+        with timed(timings, "bake"):
+            baked = self.baker.bake(coeffs, pixels, crop, texture_size, dense_landmarks=dense)
+        stages = {k: v for k, v in {**fitted.timings, **baked.timings}.items() if k not in ("fit", "bake")}
+        fm = fitted.metrics
+        metrics = FitMetrics(
+            landmark_nme_start=fm["landmark_nme_start"], landmark_nme_fit=fm["landmark_nme_fit"],
+            photometric_start=fm["photometric_start"], photometric_fit=fm["photometric_fit"],
+            texture_coverage=baked.coverage, texture_mirrored=baked.mirrored, texture_seam=baked.seam,
+            dense_nme_fit=fm.get("dense_nme_fit"),
         )
-        fitted = self._fitter(fit).fit(target, init=init, rigid_init=init is None)
-        coeffs = fitted.coeffs
-        timings["fit"] = time.perf_counter() - t3
-
-        t4 = time.perf_counter()
-        baked = self.baker.bake(coeffs, pixels, crop, texture_size, dense_landmarks=dense)
-        timings["bake"] = time.perf_counter() - t4
-        timings.update({k: v for k, v in fitted.timings.items() if k != "fit"})
-        timings.update({k: v for k, v in baked.timings.items() if k != "bake"})
-        timings["total"] = time.perf_counter() - t0
-        metrics = dict(fitted.metrics)
-        metrics["texture_coverage"] = baked.coverage
-        metrics["texture_mirrored"] = baked.mirrored
-        metrics["texture_seam"] = baked.seam
         dense_pair = None
         if dense is not None:
             with torch.no_grad():
                 fitted_dense = self._fitter(fit).dense_points(coeffs)[0].cpu().double().numpy()
             dense_pair = (np.asarray(dense, dtype=np.float64), crop.inverse(fitted_dense))
-        return self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, timings, metrics, dense_pair)
+        result = self._result(loaded, index, detection, lm, crop, coeffs, baked.texture, metrics, dense_pair)
+        return dataclasses.replace(result, timings=Timings(**timings, total=clock.elapsed, stages=stages))
 
     def _result(self, loaded: LoadedImage, index: int, det: FaceDetection, lm: np.ndarray, crop: CropTransform,
-                coeffs: torch.Tensor, texture: np.ndarray, timings: dict, metrics: dict,
+                coeffs: torch.Tensor, texture: np.ndarray, metrics: FitMetrics,
                 dense: tuple[np.ndarray, np.ndarray] | None = None) -> FaceResult:
         m = self.model
         with torch.no_grad():
@@ -250,34 +268,22 @@ class Reconstructor:
         neutral_np = np_(neutral).astype(np.float32)
         eyes = eyeballs_for(m, neutral_np, iris_color_from_photo(loaded.pixels, lm if dense is None else dense[0]))
         return FaceResult(
+            topology=m.topology,
             image_path=str(loaded.path) if loaded.path is not None else None,
             face_index=int(index),
-            model_name=m.name,
             coeffs=np_(coeffs).astype(np.float32),
             vertices_neutral=neutral_np,
             vertices_model=np_(out.vertices_model).astype(np.float32),
             vertices_world=np_(out.vertices).astype(np.float32),
-            triangles=m.triangles.cpu().numpy().astype(np.int32),
-            uv_coords=m.uv_coords.cpu().numpy().astype(np.float32),
-            uv_triangles=m.uv_triangles.cpu().numpy().astype(np.int32),
-            expression_names=list(m.expression_names),
-            expression_weights=np_(c.exp).astype(np.float32),
-            expression_range=m.expression_range.cpu().numpy().astype(np.float32),
             albedo_texture=texture,
-            sh_coeffs=np_(c.gamma).astype(np.float32),
-            angles=np_(c.angles),
             rotation=np_(out.rotation),
-            translation=np_(c.trans),
             landmarks_2d=crop.inverse(np_(out.landmarks_2d)),
             detected_landmarks=np.asarray(lm, dtype=np.float64),
             face_box=np.asarray(det.box, dtype=np.float64),
             crop_matrix=crop.matrix.copy(),
             camera=photo_cam,
-            timings=timings,
             metrics=metrics,
             eyes=eyes,
-            polygons=m.polygons,
-            uv_polygons=m.uv_polygons,
             mouth=mouth_interior_for(m, np_(c.id)),
             detected_dense=None if dense is None else dense[0],
             landmarks_dense=None if dense is None else dense[1],
@@ -299,7 +305,13 @@ _CACHE_SIZE = 2
 _CACHE_LOCK = threading.Lock()
 
 
-def _cached(model: FaceModel | str | Path | None, weights: str | Path | None, device: str) -> Reconstructor:
+def cached_reconstructor(model: FaceModel | str | Path | None = None, weights: str | Path | None = None,
+                         device: str = "cpu") -> Reconstructor:
+    """The :class:`Reconstructor` that :func:`reconstruct` uses for these arguments.
+
+    Loaded once and kept (the two most recently used); thread-safe. Use it for the
+    lower-level calls (e.g. :meth:`Reconstructor.reconstruct_detection`) without a second load.
+    """
     if isinstance(model, FaceModel):
         mkey = ("obj", id(model))
     else:
@@ -317,10 +329,16 @@ def _cached(model: FaceModel | str | Path | None, weights: str | Path | None, de
     return rec
 
 
+def clear_cache() -> None:
+    """Forget the cached reconstructors (frees their models and weights)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path | None = None,
                 weights: str | Path | None = None, fit: FitQuality = "default", texture_size: int = 1024,
-                face: FaceChoice = "largest", device: str = "cpu") -> FaceResult | list[FaceResult]:
-    """Reconstruct the face(s) in a photo (one call; loaded pipelines are cached).
+                face: FaceChoice = "largest", device: str = "cpu") -> FaceResult:
+    """Reconstruct one face of a photo (one call; loaded pipelines are cached).
 
     Args:
         image: file path or ``(H, W, 3)`` uint8 RGB array.
@@ -328,14 +346,22 @@ def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path
         weights: network weights; None = start from the mean face.
         fit: ``"fast"``, ``"default"`` or None (no test-time fitting).
         texture_size: albedo texture side in texels (default 1024).
-        face: ``"largest"``, ``"only"``, ``"all"`` or a face number (left to right).
+        face: ``"largest"``, ``"only"`` or a face number (left to right); every face:
+            :func:`reconstruct_all`.
         device: ``"cpu"`` or a CUDA device.
 
     Returns:
-        A :class:`FaceResult`, or a list of them for ``face="all"``.
+        One :class:`FaceResult`.
 
     Raises:
         ImageError: unreadable image. NoFaceError / FaceTooSmallError / MultipleFacesError:
         no usable face. ModelFileError / WeightsError: bad model or weights files.
     """
-    return _cached(model, weights, device).reconstruct(image, fit=fit, texture_size=texture_size, face=face)
+    return cached_reconstructor(model, weights, device).reconstruct(image, fit=fit, texture_size=texture_size, face=face)
+
+
+def reconstruct_all(image: str | Path | np.ndarray, *, model: FaceModel | str | Path | None = None,
+                    weights: str | Path | None = None, fit: FitQuality = "default", texture_size: int = 1024,
+                    device: str = "cpu") -> list[FaceResult]:
+    """Reconstruct every usable face of a photo, left to right (arguments as :func:`reconstruct`)."""
+    return cached_reconstructor(model, weights, device).reconstruct_all(image, fit=fit, texture_size=texture_size)

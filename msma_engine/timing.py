@@ -1,4 +1,8 @@
-"""Wall-clock timing of named steps into a ``{name: seconds}`` dict.
+"""Wall-clock timing: named steps into a ``{name: seconds}`` dict, or a stopwatch with laps.
+
+The one timing helper of the engine, the Blender extension and training (benchmarks keep
+their own min-of-N loops). ``timed`` wraps a block; ``Stopwatch.lap()`` times consecutive
+stages of a long function without re-indenting it.
 
 Example:
     >>> timings = {}
@@ -6,6 +10,9 @@ Example:
     ...     pass
     >>> sorted(timings)
     ['load']
+    >>> clock = Stopwatch()
+    >>> timings["first"] = clock.lap()   # seconds since the start
+    >>> timings["second"] = clock.lap()  # seconds since the previous lap
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
+        self._last = self.start
 
     @property
     def elapsed(self) -> float:
         """Seconds since the stopwatch was made."""
         return time.perf_counter() - self.start
+
+    def lap(self) -> float:
+        """Seconds since the previous lap (or since creation for the first); the laps add up
+        to :attr:`elapsed`."""
+        now = time.perf_counter()
+        out, self._last = now - self._last, now
+        return out

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from msma_engine.errors import ImageError, MSMAError
+from msma_engine.timing import Stopwatch
 
 __all__ = ["VIDEO_SUFFIXES", "FrameSource", "open_frames", "FaceSequence", "track_sequence", "gaussian_smooth",
            "smooth_sequence", "frame_to_frame_rms"]
@@ -177,7 +177,7 @@ def track_sequence(frames, reconstructor, fit: str | None = None, redetect_every
     for t, pixels in enumerate(frames):
         if max_frames is not None and t >= max_frames:
             break
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         try:
             if det is None or (redetect_every and t % redetect_every == 0):
                 det = pick_face(detect_faces(pixels, rec.detector), "largest", image_name=f"frame {t}",
@@ -190,7 +190,7 @@ def track_sequence(frames, reconstructor, fit: str | None = None, redetect_every
             tracked.append(False)
             lms.append(np.full((68, 2), np.nan, np.float32))
             mats.append(np.full((2, 3), np.nan))
-            secs.append(time.perf_counter() - t0)
+            secs.append(clock.elapsed)
             continue
         crop = align_crop(five_from_68(lm), rec.template)
         crop_img = crop.warp(pixels, size)
@@ -215,7 +215,7 @@ def track_sequence(frames, reconstructor, fit: str | None = None, redetect_every
         tracked.append(True)
         lms.append(lm.astype(np.float32))
         mats.append(crop.matrix.copy())
-        secs.append(time.perf_counter() - t0)
+        secs.append(clock.elapsed)
         det = _box_from_landmarks(lm, pixels.shape)
     if not any(tracked):
         raise NoFaceError(f"no face in any of the {len(rows)} frames")

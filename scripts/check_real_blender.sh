@@ -110,7 +110,7 @@ work = sys.argv[1]
 session = get_session(EngineSettings())
 results = session.reconstruct(f"{work}/astronaut.png", fit="fast", texture_size=256)
 with open(f"{work}/astronaut_result.pkl", "wb") as fh:
-    pickle.dump({"results": results, "exp_basis": session.exp_basis}, fh)
+    pickle.dump({"results": results}, fh)
 EOF
   cp scripts/check_real_blender_build.py "$ROOT$WORK/"
   out=$(blender_run "--python $WORK/check_real_blender_build.py -- $WORK" 2>&1)

@@ -13,7 +13,6 @@ work = Path(sys.argv[sys.argv.index("--") + 1])
 data = pickle.loads((work / "astronaut_result.pkl").read_bytes())
 # The photo path as seen inside the chroot.
 results = [dataclasses.replace(r, image_path=str(work / "astronaut.png")) for r in data["results"]]
-exp_basis = data["exp_basis"]
 startup_objects = {o.name for o in bpy.data.objects}
 out = work / "out"
 out.mkdir(exist_ok=True)
@@ -24,7 +23,7 @@ def check(name, ok, detail=""):
 def write(path, fmt, res, *extra):
     args = commands.build_parser().parse_args(["reconstruct", "x.png", "-o", str(path), "--force", *extra])
     try:
-        commands._write(path, fmt, res, exp_basis, args)
+        commands._write(path, fmt, res, args)
         return None
     except Exception as exc:  # reported as a FAIL line with its reason
         import traceback
@@ -53,10 +52,11 @@ r = results[0]
 check("object 'astronaut' in the .blend", obj is not None and obj.type == "MESH")
 if obj is not None:
     me = obj.data
-    check("vertex/face counts", len(me.vertices) == len(r.vertices_neutral) and len(me.polygons) == len(r.triangles),
+    topo = r.topology
+    check("vertex/face counts", len(me.vertices) == len(r.vertices_neutral) and len(me.polygons) == len(topo.triangles),
           f"{len(me.vertices)} v, {len(me.polygons)} f")
     keys = me.shape_keys.key_blocks if me.shape_keys else []
-    check("shape keys Basis + one per expression", len(keys) == 1 + len(r.expression_names), f"{len(keys)} keys")
+    check("shape keys Basis + one per expression", len(keys) == 1 + len(topo.expression_names), f"{len(keys)} keys")
     mat = obj.active_material
     groups = [n.node_tree.name for n in mat.node_tree.nodes if n.type == "GROUP"] if mat else []
     check("material with the MSMA SH Lighting group", "MSMA SH Lighting" in groups, str(groups))

@@ -148,7 +148,6 @@ def render_rows(photos, out_dir: Path, size: int, samples: int, fit: str | None)
     from msma_engine.pipeline import Reconstructor
 
     rec = Reconstructor()
-    exp_basis = rec.model.exp_basis.numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, image in photos:
@@ -158,7 +157,7 @@ def render_rows(photos, out_dir: Path, size: int, samples: int, fit: str | None)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         scene = bpy.context.scene
         cam = _studio(bpy, scene, size, samples)
-        obj = build_face_object(res, exp_basis, scene.collection, BuildOptions(lighting=0.0, name=name))
+        obj = build_face_object(res, scene.collection, BuildOptions(lighting=0.0, name=name))
         t2 = time.perf_counter()
         obj.matrix_world.identity()  # model frame: the sheet shows the head, not the photo pose
         keys = obj.data.shape_keys.key_blocks

@@ -28,7 +28,6 @@ import argparse
 import logging
 import sys
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import torch
 
 from msma_engine.errors import MSMAError
 from msma_engine.face_model import FaceModel
+from msma_engine.timing import Stopwatch
 from training.metrics import landmark_nme
 from training.real_losses import dense_points_2d
 
@@ -181,9 +181,9 @@ def evaluate_real(folder: str | Path, cache: str | Path | None, networks: dict[s
             _errors(model, pred, item, rows[f"net:{label}"])
             starts.append((f"netfit:{label}", pred))
         for key, init in starts:
-            t0 = time.perf_counter()
+            clock = Stopwatch()
             res = fitter.fit(target, init=init, rigid_init=init is None)
-            rows[key].seconds.append(time.perf_counter() - t0)
+            rows[key].seconds.append(clock.elapsed)
             _errors(model, res.coeffs, item, rows[key])
             if conv:
                 rows[key].iterations.append(_converge_iterations(conv, target, init))

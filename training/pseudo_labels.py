@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch
 
 from msma_engine.errors import MSMAError
 from msma_engine.fileio import atomic_write
+from msma_engine.timing import Stopwatch
 
 __all__ = ["make_pseudo_labels", "register"]
 
@@ -97,7 +97,7 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
         lay = model.layout
         net = load_weights(weights, n_id=lay.n_id, n_exp=lay.n_exp, n_tex=lay.n_tex).eval()
     fitter = FaceFitter(model, fit)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     for i in tqdm(todo, desc="pseudo-label", disable=not progress, dynamic_ncols=True):
         item = ds[i]
         init = None
@@ -118,7 +118,7 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
         atomic_write(out / name, lambda fh: np.savez(fh, **arrays))
         counts["labelled"] += 1
     n = counts["labelled"] + counts["rejected"]
-    counts["seconds_per_photo"] = (time.perf_counter() - t0) / n if n else float("nan")
+    counts["seconds_per_photo"] = clock.elapsed / n if n else float("nan")
     logger.info("pseudo-labels in %s: %s", out, counts)
     return counts
 

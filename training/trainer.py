@@ -29,7 +29,6 @@ import math
 import os
 import pickle
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from msma_engine.fileio import atomic_write
 from msma_engine.face_model import FaceModel, load_face_model
 from msma_engine.network import build_network, load_weights, save_weights
 from msma_engine.render import RenderContext, channels_first, render_mesh
+from msma_engine.timing import Stopwatch
 from training.config import Config, config_to_dict
 from training.identity import load_identity_embedder
 from training.real_losses import real_losses
@@ -478,28 +478,27 @@ class Trainer:
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not (progress and self.is_main),
                    desc=f"train {self.net.arch}", dynamic_ncols=True)
         last: dict[str, float] = {}
-        t_window, n_window, t_start = time.perf_counter(), 0, time.perf_counter()
-        t_checkpoint = t_start
+        window, n_window, run_clock = Stopwatch(), 0, Stopwatch()
+        since_checkpoint = run_clock
         for batch in loader:
             last = self.train_step(batch)
             n_window += batch["image"].shape[0] * self.world_size
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.4g}")
             if self.is_main and (self.step % cfg.run.log_every == 0 or self.step == self.max_steps):
-                now = time.perf_counter()
                 row = {"step": self.step, "epoch": f"{self.step / self.steps_per_epoch:.4f}",
                        "lr": f"{self.scheduler.get_last_lr()[0]:.3e}",
-                       "images_per_s": f"{n_window / max(now - t_window, 1e-9):.3f}",
-                       "elapsed_s": f"{now - t_start:.1f}"}
+                       "images_per_s": f"{n_window / max(window.elapsed, 1e-9):.3f}",
+                       "elapsed_s": f"{run_clock.elapsed:.1f}"}
                 row.update({k: f"{v:.6g}" for k, v in last.items()})
                 self._append_log(row)
-                t_window, n_window = now, 0
-            timed, out_of_time = self._clock(t_start, t_checkpoint)
+                window, n_window = Stopwatch(), 0
+            timed, out_of_time = self._clock(run_clock, since_checkpoint)
             if self.step % cfg.run.checkpoint_every == 0 or self.step == self.max_steps or timed or out_of_time:
                 if self.is_main:
                     self.save_checkpoint()
                     self.plot_curves()
-                t_checkpoint = time.perf_counter()
+                since_checkpoint = Stopwatch()
                 if self.world_size > 1:
                     dist.barrier()
             if out_of_time:
@@ -509,11 +508,11 @@ class Trainer:
         bar.close()
         return last
 
-    def _clock(self, t_start: float, t_checkpoint: float) -> tuple[bool, bool]:
+    def _clock(self, run_clock: Stopwatch, since_checkpoint: Stopwatch) -> tuple[bool, bool]:
         """(a timed checkpoint is due, the session's time is up), agreed by every process."""
-        run, now = self.config.run, time.perf_counter()
-        flags = [run.checkpoint_minutes > 0 and now - t_checkpoint >= 60 * run.checkpoint_minutes,
-                 run.max_minutes > 0 and now - t_start >= 60 * run.max_minutes]
+        run = self.config.run
+        flags = [run.checkpoint_minutes > 0 and since_checkpoint.elapsed >= 60 * run.checkpoint_minutes,
+                 run.max_minutes > 0 and run_clock.elapsed >= 60 * run.max_minutes]
         if self.world_size > 1 and (run.checkpoint_minutes > 0 or run.max_minutes > 0):
             t = torch.tensor([float(f) for f in flags], device=self.device)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)

@@ -37,19 +37,13 @@ def make_face_result(model, seed: int = 0, image_path: str | None = "/photos/fac
         neutral = model.shape(parts.id, torch.zeros_like(parts.exp))[0].numpy()
     texture = rng.integers(0, 256, size=(texture_size, texture_size, 3), dtype=np.uint8)
     return FaceResult(
-        image_path=image_path, face_index=0, model_name=model.name, coeffs=coeffs,
+        topology=model.topology, image_path=image_path, face_index=0, coeffs=coeffs,
         vertices_neutral=neutral, vertices_model=out.vertices_model[0].numpy(),
-        vertices_world=out.vertices[0].numpy(), triangles=model.triangles.numpy(),
-        uv_coords=model.uv_coords.numpy(), uv_triangles=model.uv_triangles.numpy(),
-        expression_names=list(model.expression_names), expression_weights=coeffs[s["exp"]].copy(),
-        expression_range=model.expression_range.numpy(), albedo_texture=texture,
-        sh_coeffs=coeffs[s["gamma"]].copy(), angles=coeffs[s["angles"]].copy(),
-        rotation=out.rotation[0].numpy(), translation=coeffs[s["trans"]].copy(),
+        vertices_world=out.vertices[0].numpy(), albedo_texture=texture, rotation=out.rotation[0].numpy(),
         landmarks_2d=out.landmarks_2d[0].numpy(), detected_landmarks=out.landmarks_2d[0].numpy(),
         face_box=np.array([0, 0, 224, 224], np.float32), crop_matrix=np.array([[1, 0, 0], [0, 1, 0]], np.float32),
         camera=PhotoCamera(focal=2030.0, center=(230.0, 220.0), image_size=(448, 460), distance=1.0),
-        eyes=eyeballs_for(model, neutral), polygons=getattr(model, "polygons", None),
-        uv_polygons=getattr(model, "uv_polygons", None), mouth=mouth_interior_for(model, coeffs[s["id"]]),
+        eyes=eyeballs_for(model, neutral), mouth=mouth_interior_for(model, coeffs[s["id"]]),
     )
 
 

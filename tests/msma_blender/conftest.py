@@ -30,9 +30,9 @@ def bpy_empty():
 
 @pytest.fixture
 def sphere_face():
-    """``(FaceResult, exp_basis)`` from the fabricated sphere model."""
+    """A FaceResult of the fabricated sphere model (3 expressions)."""
     from blender_fixtures import load_sphere_model_factory, make_face_result
     from msma_engine.face_model import FaceModel
 
     model = FaceModel(load_sphere_model_factory()(n_exp=3))
-    return make_face_result(model, seed=0, image_path="/photos/portrait.jpg"), model.exp_basis.numpy()
+    return make_face_result(model, seed=0, image_path="/photos/portrait.jpg")

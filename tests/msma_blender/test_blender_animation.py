@@ -61,7 +61,7 @@ class TestAnimatedFace:
         bpy = bpy_empty
         results = _frames(model)
         scene = bpy.context.scene
-        obj = animation.build_animated_face(results, model.exp_basis.numpy(), scene.collection,
+        obj = animation.build_animated_face(results, scene.collection,
                                             face_builder.BuildOptions(), scene=scene, frame_start=1, sigma=0.0)
         key_anim = obj.data.shape_keys.animation_data
         assert key_anim is not None and key_anim.action is not None
@@ -80,7 +80,7 @@ class TestAnimatedFace:
     def test_mean_identity(self, bpy_empty, model):
         bpy = bpy_empty
         results = _frames(model)
-        obj = animation.build_animated_face(results, model.exp_basis.numpy(), bpy.context.scene.collection,
+        obj = animation.build_animated_face(results, bpy.context.scene.collection,
                                             sigma=0.0, identity="MEAN")
         basis = np.empty(len(obj.data.vertices) * 3, np.float32)
         obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)
@@ -93,8 +93,8 @@ class TestAnimatedFace:
         bpy = bpy_empty
         results = _frames(model, n=4, jitter=0.4, seed=3)
         coll = bpy.context.scene.collection
-        raw = animation.build_animated_face(results, model.exp_basis.numpy(), coll, sigma=0.0)
-        smooth = animation.build_animated_face(results, model.exp_basis.numpy(), coll, sigma=1.0)
+        raw = animation.build_animated_face(results, coll, sigma=0.0)
+        smooth = animation.build_animated_face(results, coll, sigma=1.0)
         v_raw, r_raw = self._values(bpy, raw, range(1, 5))
         v_s, r_s = self._values(bpy, smooth, range(1, 5))
         assert np.abs(np.diff(v_s, axis=0)).sum() < 0.7 * np.abs(np.diff(v_raw, axis=0)).sum()

@@ -87,8 +87,8 @@ class TestExitCodes:
 class _FakeSession:
     """get_session() stand-in: photos named bad* raise a non-engine error, the others give the sphere face."""
 
-    def __init__(self, result, exp_basis):
-        self.result, self.exp_basis = result, exp_basis
+    def __init__(self, result):
+        self.result = result
 
     def reconstruct(self, image_path, **kwargs):
         if Path(image_path).name.startswith("bad"):
@@ -110,7 +110,7 @@ def test_unexpected_errors_do_not_abort_the_batch(bpy_empty, sphere_face, tmp_pa
     """Issue 14.6: any error other than the engine's aborted the whole batch with a traceback."""
     from msma_blender import pipeline
 
-    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(*sphere_face))
+    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(sphere_face))
     bad, good = _two_photos(tmp_path)
     out = tmp_path / "out"
     assert commands.main(["reconstruct", str(bad.parent), "-o", str(out), "--format", "glb"]) == 1
@@ -123,7 +123,7 @@ def test_failed_export_keeps_the_old_file(bpy_empty, sphere_face, tmp_path, monk
     """Issue 14.3: with --force the old file was deleted before exporting, so a failed export lost it."""
     from msma_blender import pipeline
 
-    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(*sphere_face))
+    monkeypatch.setattr(pipeline, "get_session", lambda settings: _FakeSession(sphere_face))
     _, good = _two_photos(tmp_path)
     out = tmp_path / "good.glb"
     out.write_bytes(b"the previous export")
@@ -195,14 +195,14 @@ def test_manual_pip_command_is_shell_quoted(monkeypatch, tmp_path):
 def test_glb_export_leaves_the_window_on_its_scene(bpy_empty, sphere_face, tmp_path):
     """The glTF exporter switches the window to the exported scene, which _write then removes;
     a window left on a removed scene crashed Blender 4.3 at the next context access."""
-    result, exp_basis = sphere_face
+    result = sphere_face
     window = bpy_empty.context.window
     assert window is not None
     original = window.scene
     for i in range(2):
         out = tmp_path / f"face{i}.glb"
         args = commands.build_parser().parse_args(["reconstruct", "x.png", "-o", str(out)])
-        commands._write(out, "glb", [result], exp_basis, args)
+        commands._write(out, "glb", [result], args)
         assert out.stat().st_size > 1000
         assert window.scene == original and list(bpy_empty.data.scenes) == [original]
 

@@ -19,8 +19,7 @@ from msma_blender import conversion, face_builder  # noqa: E402
 def head():
     model = load_face_model()
     res = make_face_result(model, seed=3, image_path="/photos/portrait.jpg")
-    res.eyes = eyeballs_for(model, res.vertices_neutral)
-    return model, res
+    return model, dataclasses.replace(res, eyes=eyeballs_for(model, res.vertices_neutral))
 
 
 def _world_vertices(obj) -> np.ndarray:
@@ -31,7 +30,7 @@ def _world_vertices(obj) -> np.ndarray:
 
 
 def _build(bpy, res, model, **kw):
-    return face_builder.build_face_object(res, model.exp_basis.numpy(), bpy.context.scene.collection,
+    return face_builder.build_face_object(res, bpy.context.scene.collection,
                                           face_builder.BuildOptions(**kw))
 
 
@@ -90,7 +89,7 @@ def test_eyes_follow_another_identity(bpy_empty, head):
     bpy = bpy_empty
     model, res = head
     other = model.mean_shape.numpy().astype(np.float64)
-    obj = face_builder.build_face_object(res, model.exp_basis.numpy(), bpy.context.scene.collection,
+    obj = face_builder.build_face_object(res, bpy.context.scene.collection,
                                          vertices_neutral=other)
     want = eyeballs_for(model, other)
     for kid in obj.children:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,9 +15,9 @@ from msma_engine.shading import sh_irradiance  # noqa: E402
 from msma_blender import conversion, face_builder, material  # noqa: E402
 
 
-def _build(bpy, result, exp_basis, **kw):
+def _build(bpy, result, **kw):
     opts = face_builder.BuildOptions(**kw)
-    return face_builder.build_face_object(result, exp_basis, bpy.context.scene.collection, opts,
+    return face_builder.build_face_object(result, bpy.context.scene.collection, opts,
                                           scene=bpy.context.scene)
 
 
@@ -35,30 +36,31 @@ def _evaluated_world_vertices(bpy, obj) -> np.ndarray:
 class TestFaceObject:
     def test_object_mesh_uv(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis)
+        result = sphere_face
+        obj = _build(bpy, result)
         assert obj.name == "portrait"
         mesh = obj.data
         assert len(mesh.vertices) == len(result.vertices_neutral)
-        assert len(mesh.polygons) == len(result.triangles)
+        assert len(mesh.polygons) == len(result.topology.triangles)
         assert [uv.name for uv in mesh.uv_layers] == ["UVMap"]
         uv = np.empty(len(mesh.loops) * 2, np.float32)
         mesh.uv_layers[0].data.foreach_get("uv", uv)
-        np.testing.assert_allclose(uv.reshape(-1, 2), result.uv_coords[result.uv_triangles.reshape(-1)], atol=1e-6)
+        topo = result.topology
+        np.testing.assert_allclose(uv.reshape(-1, 2), topo.uv_coords[topo.uv_triangles.reshape(-1)], atol=1e-6)
         loops = np.empty(len(mesh.loops), np.int32)
         mesh.loops.foreach_get("vertex_index", loops)
-        np.testing.assert_array_equal(loops, result.triangles.reshape(-1))
+        np.testing.assert_array_equal(loops, result.topology.triangles.reshape(-1))
 
     def test_shape_keys(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis)
+        result = sphere_face
+        obj = _build(bpy, result)
         keys = obj.data.shape_keys.key_blocks
-        assert [k.name for k in keys] == ["Basis", *result.expression_names]
+        assert [k.name for k in keys] == ["Basis", *result.topology.expression_names]
         for k, key in enumerate(keys[1:]):
             assert key.value == pytest.approx(result.expression_weights[k], abs=1e-6)
-            assert key.slider_min <= min(result.expression_range[k, 0], key.value)
-            assert key.slider_max >= max(result.expression_range[k, 1], key.value)
+            assert key.slider_min <= min(result.topology.expression_range[k, 0], key.value)
+            assert key.slider_max >= max(result.topology.expression_range[k, 1], key.value)
             assert key.relative_key.name == "Basis"
         basis = np.empty(len(obj.data.vertices) * 3, np.float32)
         keys[0].data.foreach_get("co", basis)
@@ -68,25 +70,26 @@ class TestFaceObject:
     def test_evaluated_shape_is_posed_result(self, bpy_empty, sphere_face):
         """Basis + weighted keys at the object's pose = the engine's world vertices, in Blender axes."""
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis, subdivision=0)
+        result = sphere_face
+        obj = _build(bpy, result, subdivision=0)
         assert not obj.modifiers
         world = _evaluated_world_vertices(bpy, obj)
         np.testing.assert_allclose(world, conversion.points_to_blender(result.vertices_world), atol=1e-5)
 
     def test_slider_range_widened_to_cover_value(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        result.expression_weights = np.array([-2.5, 0.5, 3.0], np.float32)
-        obj = _build(bpy, result, exp_basis)
+        result = sphere_face
+        coeffs = result.coeffs.copy()
+        coeffs[result.topology.layout.slices()["exp"]] = [-2.5, 0.5, 3.0]
+        obj = _build(bpy, dataclasses.replace(result, coeffs=coeffs))
         keys = obj.data.shape_keys.key_blocks
         assert keys[1].slider_min <= -2.5 and keys[1].value == pytest.approx(-2.5)
         assert keys[3].slider_max >= 3.0 and keys[3].value == pytest.approx(3.0)
 
     def test_material_image_and_sh_group(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis)
+        result = sphere_face
+        obj = _build(bpy, result)
         mat = obj.data.materials[0]
         nodes = mat.node_tree.nodes
         tex, group = nodes["MSMA Albedo"], nodes["MSMA SH Lighting"]
@@ -110,8 +113,8 @@ class TestFaceObject:
 
     def test_custom_properties(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
-        obj = _build(bpy, result, exp_basis)
+        result = sphere_face
+        obj = _build(bpy, result)
         np.testing.assert_allclose(obj["msma_coeffs"], result.coeffs, atol=1e-6)
         np.testing.assert_allclose(obj["msma_angles"], result.angles, atol=1e-6)
         np.testing.assert_allclose(obj["msma_translation"], result.translation, atol=1e-6)
@@ -121,17 +124,17 @@ class TestFaceObject:
 
     def test_never_modifies_existing_data(self, bpy_empty, sphere_face):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
+        result = sphere_face
         user_mesh = bpy.data.meshes.new("portrait")
         user_mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
         user_obj = bpy.data.objects.new("portrait", user_mesh)
         bpy.context.scene.collection.objects.link(user_obj)
         user_mat = bpy.data.materials.new("portrait")
         user_img = bpy.data.images.new("portrait albedo", 4, 4)
-        first = _build(bpy, result, exp_basis)
+        first = _build(bpy, result)
         snapshot = (np.array(first.matrix_world), len(first.data.vertices), first.data.materials[0].name,
                     [k.name for k in first.data.shape_keys.key_blocks], first.name)
-        second = _build(bpy, result, exp_basis)
+        second = _build(bpy, result)
         assert user_obj.name == "portrait" and user_obj.data == user_mesh and len(user_mesh.vertices) == 3
         assert user_mesh.shape_keys is None and user_mat.name == "portrait" and user_img.size[0] == 4
         assert len({user_obj.name, first.name, second.name}) == 3
@@ -144,11 +147,11 @@ class TestFaceObject:
 
     def test_save_texture_beside_blend(self, bpy_empty, sphere_face, tmp_path):
         bpy = bpy_empty
-        result, exp_basis = sphere_face
+        result = sphere_face
         with pytest.raises(ValueError, match="save the .blend"):
-            _build(bpy, result, exp_basis, texture_mode="SAVE")
+            _build(bpy, result, texture_mode="SAVE")
         (tmp_path / "portrait albedo.png").write_bytes(b"user file")
-        obj = _build(bpy, result, exp_basis, texture_mode="SAVE", texture_dir=str(tmp_path))
+        obj = _build(bpy, result, texture_mode="SAVE", texture_dir=str(tmp_path))
         image = obj.data.materials[0].node_tree.nodes["MSMA Albedo"].image
         assert image.packed_file is None
         assert (tmp_path / "portrait albedo.png").read_bytes() == b"user file"
@@ -229,9 +232,9 @@ class TestPhotoCamera:
         from bpy_extras.object_utils import world_to_camera_view
 
         bpy = bpy_empty
-        result, exp_basis = sphere_face
+        result = sphere_face
         scene = bpy.context.scene
-        obj = _build(bpy, result, exp_basis, add_camera=True, set_scene_camera=True)
+        obj = _build(bpy, result, add_camera=True, set_scene_camera=True)
         cam = bpy.data.objects[obj["msma_camera"]]
         bpy.context.view_layer.update()  # matrix_world follows location/rotation after an update
         assert scene.camera == cam
@@ -292,7 +295,7 @@ class TestDefaultHead:
     def test_quads_subdivision_and_keys_through_it(self, bpy_empty, default_head):
         bpy = bpy_empty
         model, res = default_head
-        obj = _build(bpy, res, model.exp_basis.numpy())
+        obj = _build(bpy, res)
         sizes = np.array([len(p.vertices) for p in obj.data.polygons])
         assert (sizes == 4).mean() >= 0.5
         mod = obj.modifiers[face_builder.SUBSURF_NAME]
@@ -303,13 +306,13 @@ class TestDefaultHead:
         opened = _evaluated_local(bpy, obj)
         # Shape keys act under the modifier: the subdivided chin drops by centimetres.
         assert (rest[:, 2] - opened[:, 2]).max() > 0.01
-        flat = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        flat = _build(bpy, res, subdivision=0)
         assert not flat.modifiers and np.all(np.array([len(p.vertices) for p in flat.data.polygons]) == 4)
 
     def test_mouth_parts_follow_the_jaw_keys(self, bpy_empty, default_head):
         bpy = bpy_empty
         model, res = default_head
-        obj = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        obj = _build(bpy, res, subdivision=0)
         mouth = res.mouth
         n_head = model.n_vertices
         assert len(obj.data.vertices) == n_head + len(mouth.vertices_neutral)
@@ -320,8 +323,8 @@ class TestDefaultHead:
         obj.data.polygons.foreach_get("material_index", index)
         assert set(index[len(model.polygons):]) == {1, 2} and set(index[:len(model.polygons)]) == {0}
         # The head vertices come first, unchanged; the interior moves with jawOpen exactly as the engine says.
-        w = np.zeros(len(res.expression_names))
-        w[res.expression_names.index("jawOpen")] = 1.0
+        w = np.zeros(len(res.topology.expression_names))
+        w[res.topology.expression_names.index("jawOpen")] = 1.0
         _set_key(bpy, obj, "jawOpen", 1.0)
         got = _evaluated_local(bpy, obj)
         np.testing.assert_allclose(got[n_head:], conversion.points_to_blender(mouth.posed(w)), atol=1e-6)
@@ -339,7 +342,7 @@ class TestDefaultHead:
 
         bpy = bpy_empty
         model, res = default_head
-        obj = _build(bpy, res, model.exp_basis.numpy(), subdivision=0)
+        obj = _build(bpy, res, subdivision=0)
         n_head_polys = len(model.polygons)
         mouth_verts = np.arange(model.n_vertices, len(obj.data.vertices))
         camera = Vector((0.0, -1.0, 0.0))  # engine (0, 0, 1) in Blender axes, model frame
@@ -363,7 +366,7 @@ class TestDefaultHead:
     def test_eyeballs_turn_with_the_look_keys(self, bpy_empty, default_head):
         bpy = bpy_empty
         model, res = default_head
-        obj = _build(bpy, res, model.exp_basis.numpy())
+        obj = _build(bpy, res)
         eyes = {o["msma_eye"]: o for o in obj.children}
 
         def forward(eye_obj) -> np.ndarray:
@@ -398,7 +401,7 @@ class TestDefaultHead:
         args = SimpleNamespace(texture="pack", camera=False, preview=None, lighting=1.0, animation=False,
                                smoothing=1.0, identity="first", preview_over_photo=False, force=False)
         path = tmp_path / f"head.{fmt}"
-        _write(path, fmt, [res], model.exp_basis.numpy(), args)
+        _write(path, fmt, [res], args)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         (bpy.ops.import_scene.fbx if fmt == "fbx" else bpy.ops.import_scene.gltf)(filepath=str(path))
         meshes = {o.name: o for o in bpy.data.objects if o.type == "MESH"}
@@ -423,7 +426,7 @@ class TestDefaultHead:
         model, res = default_head
         other = make_face_result(model, seed=9, exp_weights=np.zeros(model.layout.n_exp, np.float32))
         mean = 0.5 * (res.vertices_neutral + other.vertices_neutral)
-        obj = face_builder.build_face_object(res, model.exp_basis.numpy(), bpy.context.scene.collection,
+        obj = face_builder.build_face_object(res, bpy.context.scene.collection,
                                              face_builder.BuildOptions(subdivision=0), vertices_neutral=mean)
         basis = np.empty(len(obj.data.vertices) * 3, np.float32)
         obj.data.shape_keys.key_blocks[0].data.foreach_get("co", basis)

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from msma_engine.errors import ModelFileError, NoFaceError
@@ -27,8 +26,6 @@ class FakeSession:
     Args:
         gated: each reconstruct waits for a permit of :attr:`permits` (the test releases them).
     """
-
-    exp_basis = np.zeros((2, 3, 3))
 
     def __init__(self, gated: bool = False):
         self.calls = []
@@ -55,16 +52,16 @@ class FakeBuilder:
     def __init__(self):
         self.faces, self.animations = [], []
 
-    def face(self, result, exp_basis):
+    def face(self, result):
         stem = Path(result.image_path).stem
         if "badmesh" in stem:
             raise ValueError("mesh has no faces")
         if "crash" in stem:
             raise RuntimeError("Blender data is read-only here")
-        self.faces.append((stem, exp_basis))
+        self.faces.append(stem)
         return SimpleNamespace(name=stem)
 
-    def animation(self, frames, exp_basis):
+    def animation(self, frames):
         self.animations.append([Path(f.image_path).stem for f in frames])
         return SimpleNamespace(name="anim")
 
@@ -91,7 +88,7 @@ def test_events_in_order_and_errors_reported():
     req = JobRequest(images=_images("a.jpg", "noface.jpg", "c.jpg"), fit="fast", texture_size=256)
     job, events = _run_sync(req, session)
     assert [e.kind for e in events] == ["faces", "error", "faces", "done"]
-    assert events[0].results[0].image_path == "a.jpg" and events[0].exp_basis is session.exp_basis
+    assert events[0].results[0].image_path == "a.jpg"
     assert events[1].message == "noface.jpg: no face found"
     assert session.calls[0] == ("a.jpg", "fast", 256, "largest")
     assert job.progress == 1.0 and job.finished
@@ -167,7 +164,7 @@ class TestConsumer:
         session.wait_entered("a.jpg")
         session.permits.release()
         session.wait_entered("b.jpg")
-        assert consumer.step() is None and [f[0] for f in builder.faces] == ["a"]
+        assert consumer.step() is None and builder.faces == ["a"]
         session.permits.release()
         session.wait_entered("c.jpg")  # b's result is queued, not built yet
 
@@ -178,7 +175,7 @@ class TestConsumer:
         session.permits.release()  # let c end: its result must be dropped, d never start
         assert consumer.job.wait(WAIT), "the worker did not stop after Esc"
         assert consumer.step() == outcome and consumer.cancel() == outcome
-        assert [f[0] for f in builder.faces] == ["a"] and [o.name for o in consumer.built] == ["a"]
+        assert builder.faces == ["a"] and [o.name for o in consumer.built] == ["a"]
         assert [c[0] for c in session.calls] == ["a.jpg", "b.jpg", "c.jpg"]
 
     def test_esc_during_an_animation_leaves_no_object(self):
@@ -232,8 +229,7 @@ class TestConsumer:
         builder = FakeBuilder()
         consumer, _ = _consumer(JobRequest(images=_images("a.jpg", "b.jpg")), session, builder)
         assert consumer.run_sync().message == "MSMA: created a, b"
-        assert [f[0] for f in builder.faces] == ["a", "b"]
-        assert all(basis is session.exp_basis for _, basis in builder.faces)
+        assert builder.faces == ["a", "b"]
 
         anim_builder = FakeBuilder()
         consumer, _ = _consumer(JobRequest(images=_images("f1.png", "noface.png", "f3.png"), animation=True),

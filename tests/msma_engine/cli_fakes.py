@@ -58,13 +58,23 @@ class FakeReconstructor:
         return self._model
 
     def reconstruct(self, loaded, fit=None, texture_size=64, face="largest"):
+        import dataclasses
+
+        import numpy as np
+
+        from msma_engine.result import FitMetrics
+
         time.sleep(self.settings.get("reconstruct_delay", 0.0))
         self._pending_model_delay = self.settings.get("model_delay", 0.0)
         res = self._make(self._model, seed=0, image_path=str(loaded.path), texture_size=16)
-        res.albedo_texture[:] = int(round(float(loaded.pixels.mean())))
-        res.face_index = int(self.settings.get("face_index", 0))
-        res.metrics = {"landmark_nme_fit": 0.01}
-        return [res] if face == "all" else res
+        grey = np.full_like(res.albedo_texture, int(round(float(loaded.pixels.mean()))))
+        metrics = FitMetrics(landmark_nme_start=0.05, landmark_nme_fit=0.01, photometric_start=0.2,
+                             photometric_fit=0.1, texture_coverage=0.5, texture_mirrored=0.2)
+        return dataclasses.replace(res, albedo_texture=grey, face_index=int(self.settings.get("face_index", 0)),
+                                   metrics=metrics)
+
+    def reconstruct_all(self, loaded, fit=None, texture_size=64):
+        return [self.reconstruct(loaded, fit, texture_size)]
 
 
 def install(monkeypatch_or_none=None, **settings) -> type[FakeReconstructor]:

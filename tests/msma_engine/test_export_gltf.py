@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -17,11 +18,13 @@ from msma_engine.errors import ShapeError
 from msma_engine.export_gltf import (build_glb, default_node_name, eye_meshes, mesh_from_result, read_glb,
                                      split_uv_seams, write_glb)
 from msma_engine.eyes import Eyeball, Eyeballs, eye_texture, uv_sphere
+from msma_engine.face_model import CoeffLayout
 from msma_engine.result import FaceResult, PhotoCamera
+from msma_engine.topology import FaceTopology, read_only
 
 
-def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
-    """A FaceResult of the sphere fixture (seamed UVs) and its expression basis."""
+def make_result(seed: int = 0) -> FaceResult:
+    """A FaceResult of the sphere fixture (seamed UVs; its topology holds the expression basis)."""
     d = make_sphere_model(n_lat=6, n_lon=8, n_exp=3)
     # Give the UV layout a real seam: triangles touching column 0 use a duplicated UV column at u = 1.
     uv = np.concatenate([d.uv_coords, d.uv_coords[::8] + np.array([1.0, 0.0], np.float32)])
@@ -34,17 +37,20 @@ def make_result(seed: int = 0) -> tuple[FaceResult, np.ndarray]:
     uv = uv / np.array([1.0 + 1e-6, 1.0])
     rng = np.random.default_rng(seed)
     tex = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    res = FaceResult(
-        image_path=None, face_index=0, model_name="sphere", coeffs=np.zeros(10, np.float32),
+    layout = CoeffLayout(n_id=d.n_id, n_exp=d.n_exp, n_tex=d.n_tex)
+    topo = FaceTopology(name="sphere", layout=layout, triangles=read_only(d.triangles, np.int32),
+                        uv_coords=read_only(uv, np.float32), uv_triangles=read_only(uvt, np.int32),
+                        expression_names=tuple(d.expression_names), expression_range=read_only(d.expression_range),
+                        expression_basis=read_only(d.exp_basis, np.float32))
+    coeffs = np.zeros(layout.total, np.float32)
+    coeffs[layout.slices()["exp"]] = [0.2, 0.0, 0.7]
+    return FaceResult(
+        topology=topo, image_path=None, face_index=0, coeffs=coeffs,
         vertices_neutral=d.mean_shape, vertices_model=d.mean_shape, vertices_world=d.mean_shape,
-        triangles=d.triangles, uv_coords=uv.astype(np.float32), uv_triangles=uvt,
-        expression_names=list(d.expression_names), expression_weights=np.array([0.2, 0.0, 0.7], np.float32),
-        expression_range=d.expression_range, albedo_texture=tex, sh_coeffs=np.zeros(27, np.float32),
-        angles=np.zeros(3), rotation=np.eye(3), translation=np.zeros(3),
+        albedo_texture=tex, rotation=np.eye(3),
         landmarks_2d=np.zeros((68, 2)), detected_landmarks=np.zeros((68, 2)), face_box=np.zeros(4),
         crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=PhotoCamera(1000.0, (10.0, 10.0), (20, 20)),
     )
-    return res, d.exp_basis
 
 
 def with_eyes(res: FaceResult) -> FaceResult:
@@ -52,9 +58,9 @@ def with_eyes(res: FaceResult) -> FaceResult:
     unit, tris, uvs, uv_tris = uv_sphere(8, 6)
     eyes = [Eyeball(side, np.array(c), 0.1, np.array(c) + 0.1 * unit, np.arange(3), np.arange(3))
             for side, c in (("L", (0.3, 0.2, 0.9)), ("R", (-0.3, 0.2, 0.9)))]
-    res.eyes = Eyeballs(left=eyes[0], right=eyes[1], triangles=tris, uv_coords=uvs, uv_triangles=uv_tris,
-                        texture=eye_texture(size=32), iris_color=np.array([10, 20, 30], np.uint8))
-    return res
+    return dataclasses.replace(res, eyes=Eyeballs(left=eyes[0], right=eyes[1], triangles=tris, uv_coords=uvs,
+                                                  uv_triangles=uv_tris, texture=eye_texture(size=32),
+                                                  iris_color=np.array([10, 20, 30], np.uint8)))
 
 
 def _view(doc: dict, binary: bytes, index: int, dtype) -> np.ndarray:
@@ -93,8 +99,9 @@ class TestSplitSeams:
 
 class TestGLB:
     def test_structure_and_content(self, tmp_path):
-        res, basis = make_result()
-        path = write_glb(res, basis, tmp_path / "face.glb")
+        res = make_result()
+        basis, topo = res.topology.expression_basis, res.topology
+        path = write_glb(res, tmp_path / "face.glb")
         doc, binary = read_glb(path.read_bytes())
         assert doc["asset"]["version"] == "2.0"
         mesh = doc["meshes"][0]
@@ -106,9 +113,9 @@ class TestGLB:
         idx = _accessor(doc, binary, prim["indices"]).reshape(-1, 3)
         nrm = _accessor(doc, binary, prim["attributes"]["NORMAL"])
         assert len(pos) > len(res.vertices_neutral)  # split at the seam
-        vertex_of, uv_of, faces = split_uv_seams(res.triangles, res.uv_triangles)
+        vertex_of, uv_of, faces = split_uv_seams(topo.triangles, topo.uv_triangles)
         assert np.allclose(pos, res.vertices_neutral[vertex_of])
-        assert np.allclose(uv[:, 1], 1.0 - res.uv_coords[uv_of, 1])  # glTF v is flipped
+        assert np.allclose(uv[:, 1], 1.0 - topo.uv_coords[uv_of, 1])  # glTF v is flipped
         assert np.array_equal(idx, faces)
         assert np.allclose(np.linalg.norm(nrm, axis=1), 1.0, atol=1e-5)
         assert doc["accessors"][prim["attributes"]["POSITION"]]["min"] == pytest.approx(pos.min(0).tolist())
@@ -121,14 +128,13 @@ class TestGLB:
         assert doc["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] == 0
 
     def test_eyes_are_child_meshes(self, tmp_path):
-        res, basis = make_result()
-        res.image_path = "/photos/portrait.jpg"
-        doc, _ = read_glb(write_glb(res, basis, tmp_path / "plain.glb").read_bytes())
+        res = make_result()
+        doc, _ = read_glb(write_glb(dataclasses.replace(res, image_path="/photos/portrait.jpg"),
+                                    tmp_path / "plain.glb").read_bytes())
         assert len(doc["meshes"]) == 1 and "children" not in doc["nodes"][0]
         assert doc["nodes"][0]["name"] == "portrait"
-        res.image_path = None
         res = with_eyes(res)
-        doc, binary = read_glb(write_glb(res, basis, tmp_path / "face.glb").read_bytes())
+        doc, binary = read_glb(write_glb(res, tmp_path / "face.glb").read_bytes())
         assert len(doc["meshes"]) == 3 and len(doc["materials"]) == 3
         assert doc["scenes"][0]["nodes"] == [0] and doc["nodes"][0]["children"] == [1, 2]
         # Both eyes use one image; the face keeps its own.
@@ -151,10 +157,15 @@ class TestGLB:
         assert eye_meshes(None) == []
 
     def test_bad_inputs(self):
-        res, basis = make_result()
-        with pytest.raises(ShapeError, match="expression_basis"):
-            mesh_from_result(res, basis[:2])
-        mesh = mesh_from_result(res, basis)
+        res = make_result()
+        topo = res.topology
+        with pytest.raises(ShapeError, match=r"expression_basis must be \(3, V, 3\)"):
+            dataclasses.replace(topo, expression_basis=topo.expression_basis[:2])
+        with pytest.raises(ShapeError, match=r"coeffs must be \(%d,\)" % topo.layout.total):
+            dataclasses.replace(res, coeffs=res.coeffs[:-1])
+        with pytest.raises(ShapeError, match="vertices_world"):
+            dataclasses.replace(res, vertices_world=res.vertices_world[:-1])
+        mesh = mesh_from_result(res)
         mesh.texture = np.zeros((4, 4), np.uint8)
         with pytest.raises(ShapeError, match="texture"):
             build_glb(mesh)
@@ -163,8 +174,7 @@ class TestGLB:
 
     def test_blender_imports_shape_keys(self, tmp_path):
         pytest.importorskip("bpy")
-        res, basis = make_result()
-        path = write_glb(with_eyes(res), basis, tmp_path / "face.glb")
+        path = write_glb(with_eyes(make_result()), tmp_path / "face.glb")
         script = (
             "import bpy, json, sys\n"
             "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
@@ -205,8 +215,8 @@ def _default_head_result():
     res = fixtures.make_face_result(model, seed=2, exp_weights=weights)
     # A smooth 1024² texture like a baked photo (the model's mean albedo, upsampled).
     mean = np.clip(model.albedo_mean.numpy() * 255, 0, 255).astype(np.uint8)
-    res.albedo_texture = np.asarray(Image.fromarray(mean).resize((1024, 1024), Image.BICUBIC))
-    return model, res
+    texture = np.asarray(Image.fromarray(mean).resize((1024, 1024), Image.BICUBIC))
+    return model, dataclasses.replace(res, albedo_texture=texture)
 
 
 class TestDefaultHeadParts:
@@ -214,7 +224,7 @@ class TestDefaultHeadParts:
         from msma_engine.eyes import EYE_LOOK_DEGREES
 
         model, res = _default_head_result()
-        path = write_glb(res, model.exp_basis.numpy(), tmp_path / "head.glb")
+        path = write_glb(res, tmp_path / "head.glb")
         assert path.stat().st_size < 5e6
         doc, binary = read_glb(path.read_bytes())
         nodes = {n["name"]: n for n in doc["nodes"]}
@@ -222,7 +232,7 @@ class TestDefaultHeadParts:
         kids = [doc["nodes"][i]["name"] for i in face["children"]]
         assert kids == [f"{face['name']}_eye_L", f"{face['name']}_eye_R", f"{face['name']}_upper_teeth",
                         f"{face['name']}_lower_teeth", f"{face['name']}_tongue"]
-        names = res.expression_names
+        names = res.topology.expression_names
         for side, suffix in (("L", "Left"), ("R", "Right")):
             mesh = doc["meshes"][nodes[f"{face['name']}_eye_{side}"]["mesh"]]
             targets = mesh["extras"]["targetNames"]
@@ -263,7 +273,7 @@ class TestDefaultHeadParts:
     def test_blender_round_trip_keeps_parts_and_targets(self, tmp_path):
         pytest.importorskip("bpy")
         model, res = _default_head_result()
-        path = write_glb(res, model.exp_basis.numpy(), tmp_path / "head.glb")
+        path = write_glb(res, tmp_path / "head.glb")
         script = (
             "import bpy, json\n"
             "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
@@ -282,7 +292,7 @@ class TestDefaultHeadParts:
         assert line is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
         got = json.loads(line[len("RESULT "):])
         face = default_node_name(res)
-        assert got[face]["keys"] == ["Basis", *res.expression_names]
+        assert got[face]["keys"] == ["Basis", *res.topology.expression_names]
         for part in ("eye_L", "eye_R", "upper_teeth", "lower_teeth", "tongue"):
             assert got[f"{face}_{part}"]["parent"] == face
         assert "eyeLookOutLeft" in got[f"{face}_eye_L"]["keys"] and "eyeLookOutRight" in got[f"{face}_eye_R"]["keys"]

@@ -45,7 +45,7 @@ def fitted(rec):
 @pytest.mark.parametrize("name", ["astronaut", "obama"])
 def test_smiles_fit_as_smiles(fitted, name):
     res = fitted[name]
-    w = dict(zip(res.expression_names, res.expression_weights.tolist()))
+    w = dict(zip(res.topology.expression_names, res.expression_weights.tolist()))
     assert w["mouthSmileLeft"] >= 0.3 and w["mouthSmileRight"] >= 0.3, w
     assert max(w[k] for k in POUT) <= 0.15, {k: w[k] for k in POUT}
     assert res.detected_dense is not None and res.landmarks_dense.shape == (478, 2)

@@ -13,7 +13,9 @@ from msma_engine.overlay import DETECTED_COLOR, FITTED_COLOR, clay_views, render
 from msma_engine.result import FaceResult, PhotoCamera
 
 
-def _result(hw=(300, 400), albedo=(0, 0, 0)) -> FaceResult:
+def _result(hw=(300, 400), albedo=(0, 0, 0), light: float = 0.0) -> FaceResult:
+    """The sphere model's mean face seen by a camera of size ``hw``; ``light`` is added to
+    the three DC SH terms (0: the default light)."""
     model = FaceModel(make_sphere_model())
     with torch.no_grad():
         out = model(model.layout.zeros(1))
@@ -22,14 +24,13 @@ def _result(hw=(300, 400), albedo=(0, 0, 0)) -> FaceResult:
     lm = v[model.landmark_indices.numpy()]
     z = 1.0 - lm[:, 2]
     lm2d = np.stack([200 + 1500 * lm[:, 0] / z, 150 - 1500 * lm[:, 1] / z], 1)
+    coeffs = np.zeros(model.layout.total, np.float32)
+    coeffs[model.layout.slices()["gamma"].start + np.array([0, 9, 18])] = light
     return FaceResult(
-        image_path=None, face_index=0, model_name="sphere", coeffs=np.zeros(model.layout.total, np.float32),
-        vertices_neutral=v, vertices_model=v, vertices_world=v, triangles=model.triangles.numpy(),
-        uv_coords=model.uv_coords.numpy(), uv_triangles=model.uv_triangles.numpy(),
-        expression_names=model.expression_names, expression_weights=np.zeros(3, np.float32),
-        expression_range=model.expression_range.numpy(), albedo_texture=np.full((8, 8, 3), albedo, np.uint8),
-        sh_coeffs=np.zeros(27, np.float32), angles=np.zeros(3), rotation=np.eye(3), translation=np.zeros(3),
-        landmarks_2d=lm2d, detected_landmarks=lm2d + 3.0, face_box=np.array([100.0, 50, 300, 250]),
+        topology=model.topology, image_path=None, face_index=0, coeffs=coeffs,
+        vertices_neutral=v, vertices_model=v, vertices_world=v,
+        albedo_texture=np.full((8, 8, 3), albedo, np.uint8), rotation=np.eye(3), landmarks_2d=lm2d,
+        detected_landmarks=lm2d + 3.0, face_box=np.array([100.0, 50, 300, 250]),
         crop_matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), camera=cam,
     )
 
@@ -54,8 +55,8 @@ def test_clay_panel_ignores_the_texture_and_the_textured_panel_shows_it():
     """The clay panel is grey whatever the baked texture (a check of the shape, not of the photo);
     the optional textured panel is albedo × fitted light."""
     albedo = np.array([200, 140, 110])
-    res = _result(albedo=tuple(albedo))
-    res.sh_coeffs[[0, 9, 18]] = 0.2  # white light, stronger than the default
+    res = _result(albedo=tuple(albedo), light=0.2)  # white light, stronger than the default
+    np.testing.assert_array_equal(res.sh_coeffs[[0, 9, 18]], 0.2)
     out = render_overlay(np.zeros((300, 400, 3), np.uint8), res, alpha=1.0, output_size=256,
                          panels=("clay", "textured"))
     w = out.shape[1] // 2

@@ -70,10 +70,10 @@ def _check_result(rec, res: FaceResult, image_hw: tuple[int, int]) -> None:
         inside = (pts[:, 0] > x0 - pad) & (pts[:, 0] < x1 + pad) & (pts[:, 1] > y0 - pad) & (pts[:, 1] < y1 + pad)
         assert inside.mean() > 0.95
     m = res.metrics
-    assert m.get("dense_nme_fit", m["landmark_nme_fit"]) < NME_BOUND, m
-    assert m["landmark_nme_fit"] < min(NME68_BOUND, 0.75 * m["landmark_nme_start"]), m
-    assert m["photometric_fit"] < m["photometric_start"]
-    assert 0.0 <= m["texture_seam"] < 40.0  # 8-bit colour step where the photo meets the fill
+    assert (m.dense_nme_fit if m.dense_nme_fit is not None else m.landmark_nme_fit) < NME_BOUND, m
+    assert m.landmark_nme_fit < min(NME68_BOUND, 0.75 * m.landmark_nme_start), m
+    assert m.photometric_fit < m.photometric_start
+    assert 0.0 <= m.texture_seam < 40.0  # 8-bit colour step where the photo meets the fill
     # The photo camera sees the world vertices where the fitted landmarks are.
     cam = res.camera
     lm3d = res.vertices_world[rec.model.landmark_indices.numpy()].astype(np.float64)
@@ -84,14 +84,54 @@ def _check_result(rec, res: FaceResult, image_hw: tuple[int, int]) -> None:
     cheeks = _cheek_colour(rec, res)
     for r, g, b in cheeks:
         assert r > g > b and r - b > 15, cheeks
-    assert set(res.timings) >= {"detect", "landmarks", "regress", "fit", "bake", "total"}
+    t = res.timings
+    assert min(t.detect, t.landmarks, t.fit, t.bake) > 0
+    assert t.total >= t.load + t.detect + t.landmarks + t.align + t.regress + t.fit + t.bake
+    assert {"fit_rigid", "bake_uv"} <= set(t.stages) and set(t.as_dict()) >= {"detect", "total", "fit_rigid"}
 
 
 def test_astronaut(rec, astronaut, astronaut_image):
     _check_result(rec, astronaut, astronaut_image.shape[:2])
     assert astronaut.image_path is None and astronaut.face_index == 0
     assert astronaut.albedo_texture.shape == (512, 512, 3)
-    assert len(astronaut.expression_names) == astronaut.expression_weights.shape[0] == rec.model.layout.n_exp
+    topo = astronaut.topology
+    assert len(topo.expression_names) == astronaut.expression_weights.shape[0] == rec.model.layout.n_exp
+
+
+def test_result_is_frozen_and_shares_the_model_topology(rec, astronaut):
+    """One read-only topology per model; the result's arrays are read-only and the named
+    coefficient parts are views of ``coeffs`` at the layout's slices."""
+    import dataclasses
+
+    topo = astronaut.topology
+    assert topo is rec.model.topology
+    np.testing.assert_array_equal(topo.expression_basis, rec.model.exp_basis.numpy())
+    np.testing.assert_array_equal(topo.triangles, rec.model.triangles.numpy())
+    for arr in (topo.triangles, topo.expression_basis, astronaut.coeffs, astronaut.vertices_world,
+                astronaut.albedo_texture, astronaut.angles):
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            arr[...] = 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        astronaut.coeffs = astronaut.coeffs
+    # A pickled result (scripts/check_real_blender.sh hands one to Blender) comes back equal and frozen.
+    import pickle
+
+    back = pickle.loads(pickle.dumps(astronaut))
+    np.testing.assert_array_equal(back.vertices_world, astronaut.vertices_world)
+    np.testing.assert_array_equal(back.topology.expression_basis, topo.expression_basis)
+    assert back.timings == astronaut.timings and back.metrics == astronaut.metrics
+    assert not back.coeffs.flags.writeable and not back.topology.triangles.flags.writeable
+    s = rec.model.layout.slices()
+    np.testing.assert_array_equal(astronaut.angles, astronaut.coeffs[s["angles"]])
+    np.testing.assert_array_equal(astronaut.expression_weights, astronaut.coeffs[s["exp"]])
+    np.testing.assert_array_equal(astronaut.sh_coeffs, astronaut.coeffs[s["gamma"]])
+    np.testing.assert_array_equal(astronaut.translation, astronaut.coeffs[s["trans"]])
+    # The rotation field agrees with the angles property (R = Rz(roll) Ry(yaw) Rx(pitch)).
+    from msma_engine.geometry import euler_to_rotation
+
+    r = euler_to_rotation(torch.tensor(astronaut.angles, dtype=torch.float64)[None])[0].numpy()
+    np.testing.assert_allclose(astronaut.rotation, r, atol=1e-6)
 
 
 def test_portrait(rec):
@@ -107,16 +147,20 @@ def test_portrait(rec):
 
 
 def test_no_fit_and_all_faces(rec, astronaut_image):
-    res = rec.reconstruct(astronaut_image, fit=None, texture_size=128, face="all")
-    assert isinstance(res, list) and len(res) == 1
-    assert res[0].metrics["landmark_nme_fit"] == res[0].metrics["landmark_nme_start"]
+    res = rec.reconstruct_all(astronaut_image, fit=None, texture_size=128)
+    assert isinstance(res, list) and len(res) == 1 and isinstance(res[0], FaceResult)
+    assert res[0].metrics.landmark_nme_fit == res[0].metrics.landmark_nme_start
+    with pytest.raises(ValueError, match="reconstruct_all"):
+        rec.reconstruct(astronaut_image, fit=None, face="all")
 
 
-def test_module_function_caches(astronaut_image):
-    from msma_engine import pipeline as rmod
+def test_module_function_caches():
+    from msma_engine.pipeline import cached_reconstructor, clear_cache
 
-    a = rmod._cached(None, None, "cpu")
-    assert rmod._cached(None, None, "cpu") is a
+    a = cached_reconstructor(None, None, "cpu")
+    assert cached_reconstructor(device="cpu") is a
+    clear_cache()
+    assert cached_reconstructor() is not a
 
 
 def test_bad_inputs(rec, tmp_path, astronaut_image):
@@ -154,8 +198,8 @@ def test_with_network_weights(rec, tmp_path, astronaut_image):
     net = build_network("msma_light", lay.n_id, lay.n_exp, lay.n_tex)
     path = save_weights(tmp_path / "net.pt", net)
     res = Reconstructor(rec.model, path).reconstruct(astronaut_image, fit="fast", texture_size=128)
-    assert res.timings["regress"] > 0
-    assert res.metrics["landmark_nme_fit"] < NME_BOUND
+    assert res.timings.regress > 0
+    assert res.metrics.landmark_nme_fit < NME_BOUND
 
 
 def test_package_exports_the_function():
@@ -165,4 +209,5 @@ def test_package_exports_the_function():
     from msma_engine import reconstruct
 
     assert inspect.isfunction(reconstruct) and reconstruct.__module__ == "msma_engine.pipeline"
+    assert inspect.isfunction(msma_engine.reconstruct_all) and msma_engine.FaceTopology.__name__ == "FaceTopology"
     assert msma_engine.Reconstructor.__name__ == "Reconstructor"

@@ -140,7 +140,7 @@ def test_astronaut_forehead_matches_cheeks(model):
     regions = bench_texture.region_texels(rec.baker, 1024)
     de = bench_texture.forehead_cheek_delta_e(face.albedo_texture, regions)
     assert de <= 12.0, de
-    assert face.metrics["texture_coverage"] > 0.08
+    assert face.metrics.texture_coverage > 0.08
 
 
 def test_large_texture_sampled_at_the_photo_resolution(model):
