@@ -51,7 +51,8 @@ from msma_engine.render import RenderContext
 from msma_engine.result import FaceResult, FitMetrics, PhotoCamera, Timings
 from msma_engine.timing import Stopwatch, timed
 
-__all__ = ["reconstruct", "reconstruct_all", "cached_reconstructor", "clear_cache", "Reconstructor", "FitQuality", "FaceChoice"]
+__all__ = ["reconstruct", "reconstruct_all", "cached_reconstructor", "clear_cache", "Reconstructor", "FitQuality",
+           "FaceChoice"]
 
 logger = logging.getLogger(__name__)
 
@@ -357,7 +358,8 @@ def reconstruct(image: str | Path | np.ndarray, *, model: FaceModel | str | Path
         ImageError: unreadable image. NoFaceError / FaceTooSmallError / MultipleFacesError:
         no usable face. ModelFileError / WeightsError: bad model or weights files.
     """
-    return cached_reconstructor(model, weights, device).reconstruct(image, fit=fit, texture_size=texture_size, face=face)
+    rec = cached_reconstructor(model, weights, device)
+    return rec.reconstruct(image, fit=fit, texture_size=texture_size, face=face)
 
 
 def reconstruct_all(image: str | Path | np.ndarray, *, model: FaceModel | str | Path | None = None,
