@@ -31,7 +31,8 @@ from msma_engine.render import RenderContext, interpolate, rasterize, texture
 from msma_engine.result import FaceResult
 from msma_engine.shading import sh_irradiance
 
-__all__ = ["render_overlay", "clay_views", "clay_shade", "below_jaw_mask", "DETECTED_COLOR", "FITTED_COLOR", "CLAY_COLOR", "PANELS"]
+__all__ = ["render_overlay", "clay_views", "clay_shade", "below_jaw_mask", "DETECTED_COLOR", "FITTED_COLOR",
+           "CLAY_COLOR", "PANELS"]
 
 DETECTED_COLOR = (40, 220, 40)
 FITTED_COLOR = (230, 40, 40)
