@@ -60,8 +60,9 @@ class MouthInterior:
         part_names: e.g. ``["upper_teeth", "lower_teeth", "tongue"]``.
         expression_names: ``Kexp`` names, the head's.
         exp_basis: ``(Kexp, Vi, 3)`` metres per unit expression coefficient (zero for keys
-            that do not move the interior).
+            that do not move the interior), this identity's (a shrunk part moves less).
         mean: ``(Vi, 3)`` the interior at the mean identity.
+        model_exp_basis: ``(Kexp, Vi, 3)`` the model's expression basis (before any shrink).
         id_basis: ``(Kid, Vi, 3)`` metres per identity coefficient.
         anchor_index: ``(A,)`` head vertices around the mouth used by :meth:`reseated`.
         anchor_mean: ``(A, 3)`` their mean-identity positions.
@@ -82,6 +83,7 @@ class MouthInterior:
     expression_names: list[str]
     exp_basis: np.ndarray
     mean: np.ndarray
+    model_exp_basis: np.ndarray
     id_basis: np.ndarray
     anchor_index: np.ndarray
     anchor_mean: np.ndarray
@@ -120,18 +122,20 @@ class MouthInterior:
         if a.shape != (self.id_basis.shape[0],):
             raise ShapeError(f"id_coeffs must be ({self.id_basis.shape[0]},), got {a.shape}")
         verts = self.mean + np.einsum("k,kvc->vc", a, self.id_basis)
+        exp_basis = self.model_exp_basis
         scales = np.ones(len(self.part_names))
         if len(self.skin_triangles):
             if anchors_neutral is None:
                 anchors_neutral = self.anchor_mean + np.einsum("k,kvc->vc", a, self.anchor_basis)
-            verts, scales = fit_behind_skin(verts, self.exp_basis, [self.part_vertices(p) for p in self.part_names],
-                                            anchors_neutral, self.anchor_exp_basis, self.skin_triangles,
-                                            self.lining, self.checked_poses, MARGIN)
+            verts, exp_basis, scales = fit_behind_skin(
+                verts, exp_basis, [self.part_vertices(p) for p in self.part_names], anchors_neutral,
+                self.anchor_exp_basis, self.skin_triangles, self.lining, self.checked_poses, MARGIN)
             if scales.min() < 1.0:
                 log.debug("mouth interior shrunk to stay behind the skin: %s",
                           dict(zip(self.part_names, np.round(scales, 3).tolist())))
         return MouthInterior(verts.astype(np.float32), self.polygons, self.part, self.part_names,
-                             self.expression_names, self.exp_basis, self.mean, self.id_basis,
+                             self.expression_names, exp_basis.astype(np.float32), self.mean, self.model_exp_basis,
+                             self.id_basis,
                              self.anchor_index, self.anchor_mean, self.anchor_basis, self.anchor_exp_basis,
                              self.skin_triangles, self.lining, self.checked_poses, scales)
 
@@ -216,7 +220,7 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
     template = MouthInterior(
         vertices_neutral=data["mean_shape"], polygons=data["polygons"], part=data["part"],
         part_names=list(data["part_names"]), expression_names=list(model.expression_names),
-        exp_basis=interior_exp, mean=data["mean_shape"], id_basis=data["id_basis"],
+        exp_basis=interior_exp, mean=data["mean_shape"], model_exp_basis=interior_exp, id_basis=data["id_basis"],
         anchor_index=anchors, anchor_mean=mean_shape[anchors].astype(np.float32),
         anchor_basis=_np(model.id_basis)[:, anchors].astype(np.float32), anchor_exp_basis=anchor_exp,
         skin_triangles=skin_tris, lining=lining, checked_poses=poses)

@@ -17,11 +17,13 @@ outer skin (a skin crossing after which the count is even), i.e. it ends up outs
 head but not in the mouth. Teeth embedded in the gums or the lips (odd count) are hidden;
 teeth and tongue seen through the open lips (no crossing) are meant to be seen.
 
-**Fix.** Each part is scaled about its rest centroid by the largest factor ``s ≤ 1`` that
-keeps every vertex :data:`MARGIN` before such an exit, in the rest pose and in each
-checked pose (the jaw and mouth keys at weight 1, alone and with ``jawOpen``). A uniform
-scale keeps the part's shape (a slightly smaller dental arch), which per-vertex pushing
-would crumple.
+**Fix.** Each part is scaled by the largest factor ``s ≤ 1`` that keeps every vertex
+:data:`MARGIN` before such an exit, in the rest pose and in each checked pose (the jaw and
+mouth keys at weight 1, alone and with ``jawOpen``). The scale applies to the rest shape
+about its centroid *and* to each key's motion about the part's mean motion, so in every
+pose (any weights) the part is the same shape scaled about its own centroid: the segments
+only shorten and one pass gives the exact factor. A uniform scale keeps the part's shape (a
+slightly smaller dental arch, moving a little less), which per-vertex pushing would crumple.
 
 All positions in metres, model frame (+x subject's left, +y up, +z out of the face).
 """
@@ -41,8 +43,8 @@ log = logging.getLogger(__name__)
 
 MARGIN = 0.001  # metres: every interior vertex stays at least this far behind the outer skin.
 MIN_SCALE = 0.7  # a part is never shrunk below this (a sign of a broken fit, logged).
-_ITERATIONS = 6  # the scale is about the rest centroid; posed shapes need a re-check or two.
-_SLACK = 0.003  # metres: a scaled part's posed centroid moves a little; bounding boxes allow for it.
+_ITERATIONS = 4  # one pass finds the scale, the next confirms it (more only for rounding).
+_SLACK = 0.001  # metres: bounding-box tolerance of the candidate segment/triangle pairs.
 
 _CAVITY_CACHE: "weakref.WeakKeyDictionary[object, np.ndarray | None]" = weakref.WeakKeyDictionary()
 
@@ -113,15 +115,18 @@ def segment_crossings(origins: np.ndarray, ends: np.ndarray, triangles: np.ndarr
     e1, e2 = tri[ti, 1] - a, tri[ti, 2] - a
     dd = d[seg]
     p = _cross(dd, e2)
-    det = (e1 * p).sum(axis=1)
-    ok = np.abs(det) > 1e-18
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    det = np.einsum("ij,ij->i", e1, p)
     sv = o[seg] - a
-    u = (sv * p).sum(axis=1) * inv
+    u_det = np.einsum("ij,ij->i", sv, p)
+    # u = u_det / det in [0, 1], tested without dividing; drop the misses before the rest.
+    keep = (np.abs(det) > 1e-18) & (u_det * det >= 0) & (np.abs(u_det) <= np.abs(det))
+    seg, ti, dd, sv, e1, e2, det, u_det = (x[keep] for x in (seg, ti, dd, sv, e1, e2, det, u_det))
+    inv = 1.0 / det
     q = _cross(sv, e1)
-    v = (q * dd).sum(axis=1) * inv
-    t = (q * e2).sum(axis=1) * inv
-    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= 1)
+    u = u_det * inv
+    v = np.einsum("ij,ij->i", q, dd) * inv
+    t = np.einsum("ij,ij->i", q, e2) * inv
+    hit = (v >= 0) & (u + v <= 1) & (t > 1e-9) & (t <= 1)
     seg, ti, t = seg[hit], ti[hit], t[hit]
     order = np.lexsort((t, seg))
     return seg[order], ti[order], t[order]
@@ -169,8 +174,9 @@ def _segments(verts: np.ndarray, parts: list[np.ndarray], margin: float):
 
 def fit_behind_skin(neutral: np.ndarray, exp_basis: np.ndarray, parts: list[np.ndarray],
                     skin_neutral: np.ndarray, skin_exp_basis: np.ndarray, skin_triangles: np.ndarray,
-                    lining: np.ndarray, poses: np.ndarray, margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink each part about its rest centroid until it stays behind the skin in every checked pose.
+                    lining: np.ndarray, poses: np.ndarray,
+                    margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shrink each part until it stays behind the skin in every checked pose (see the module doc).
 
     Args:
         neutral: ``(Vi, 3)`` interior at rest.
@@ -184,19 +190,20 @@ def fit_behind_skin(neutral: np.ndarray, exp_basis: np.ndarray, parts: list[np.n
         margin: metres.
 
     Returns:
-        ``(neutral', scales)``: the fitted ``(Vi, 3)`` rest interior and ``(P,)`` the scale
-        applied to each part (1 = untouched).
+        ``(neutral', exp_basis', scales)``: the fitted ``(Vi, 3)`` rest interior, its
+        ``(K, Vi, 3)`` expression basis and ``(P,)`` the scale applied to each part (1 = untouched).
     """
     out = np.array(neutral, dtype=np.float64)
+    exp_out = np.array(exp_basis, dtype=np.float64)
     scales = np.ones(len(parts))
     k_exp = exp_basis.shape[0]
     weights = np.vstack([np.zeros((1, k_exp)), np.asarray(poses, np.float64).reshape(-1, k_exp)])
-    moves = np.einsum("jk,kvc->jvc", weights, exp_basis)  # (J + 1, Vi, 3)
+    moves = np.einsum("jk,kvc->jvc", weights, exp_out)  # (J + 1, Vi, 3)
     skin = np.asarray(skin_neutral, np.float64) + np.einsum("jk,kvc->jvc", weights, skin_exp_basis)
     skin = skin[:, skin_triangles]  # (J + 1, F, 3, 3)
     lining = np.asarray(lining, bool)
     owner = np.concatenate([np.full(len(idx), k) for k, idx in enumerate(parts)])
-    outer = _outer_pairs(out, moves, weights, exp_basis, parts, skin, lining, margin)
+    outer = _outer_pairs(out, moves, weights, exp_out, parts, skin, lining, margin)
     t_lo, t_hi = skin.min(axis=2), skin.max(axis=2)
     todo = list(range(len(weights)))
     for _ in range(_ITERATIONS):
@@ -216,17 +223,18 @@ def fit_behind_skin(neutral: np.ndarray, exp_basis: np.ndarray, parts: list[np.n
                 break
             todo = list(range(len(weights)))  # the poses that were fine: check them once more
             continue
-        # Aim slightly past the requirement: the posed centroid moves with the scale too.
-        step = np.clip(np.where(need < 1.0, need - 0.002, 1.0), MIN_SCALE / scales, 1.0)
+        # A hair past the requirement, for rounding.
+        step = np.clip(np.where(need < 1.0, need - 1e-3, 1.0), MIN_SCALE / scales, 1.0)
         for idx, s in zip(parts, step):
-            c = out[idx].mean(axis=0)
-            out[idx] = c + s * (out[idx] - c)
+            for arr in (out, *exp_out, *moves):
+                c = arr[idx].mean(axis=0)
+                arr[idx] = c + s * (arr[idx] - c)
         scales *= step
         todo = failing
     if scales.min() <= MIN_SCALE + 1e-9:
         log.warning("mouth interior needed more than the %.0f %% shrink allowed to stay behind the skin "
                     "(scales %s)", 100 * (1 - MIN_SCALE), np.round(scales, 3).tolist())
-    return out, scales
+    return out, exp_out, scales
 
 
 def _exits(origins, ends, triangles, boxes, lining, outer_pairs):
@@ -254,7 +262,8 @@ def _outer_pairs(neutral, moves, weights, exp_basis, parts, skin, lining, margin
     """Per pose, the ``(seg, tri)`` pairs of segments and outer-skin triangles whose bounding
     boxes overlap in some pose of its group: poses group by the interior's own motion (the
     rest pose with the keys that only move the skin, ``jawOpen`` with them, ...), so the
-    boxes stay tight. Parts only shrink afterwards; a small slack covers their centroids."""
+    boxes stay tight. Parts only shrink about their posed centroids afterwards, so the
+    segments only shorten and the pairs stay valid."""
     moving = np.abs(exp_basis).reshape(len(exp_basis), -1).max(axis=1) > 0
     outer = np.flatnonzero(~lining)
     corners = skin[:, outer]  # (J, Fo, 3, 3)

@@ -134,8 +134,9 @@ def test_fit_shrinks_a_part_behind_a_skin_plane(caplog):
     def fit(skin_shift, keys):  # keys: indices of the (single) expression checked at weight 1
         skin_exp = np.zeros((1, 8, 3))
         skin_exp[0, :, 2] = skin_shift
-        return fit_behind_skin(part, no_exp, [np.arange(6)], skin, skin_exp, tris, lining, np.eye(1)[keys],
-                               margin=0.001)
+        out, exp_out, scales = fit_behind_skin(part, no_exp, [np.arange(6)], skin, skin_exp, tris, lining,
+                                               np.eye(1)[keys], margin=0.001)
+        return out, scales
 
     fitted, scales = fit(0.0, [])
     assert 0.045 < fitted[:, 2].max() <= 0.049 + 1e-9, fitted[:, 2].max()
@@ -144,6 +145,15 @@ def test_fit_shrinks_a_part_behind_a_skin_plane(caplog):
     # A key that moves the skin 5 mm back needs a further shrink; the rest pose alone does not.
     assert fit(-0.005, [])[0][:, 2].max() == pytest.approx(fitted[:, 2].max())
     assert 0.040 < fit(-0.005, [0])[0][:, 2].max() <= 0.044 + 1e-9
+    # A key that moves the part itself: every pose stays a scaled copy about its own centroid.
+    part_exp = np.zeros((1, 6, 3))
+    part_exp[0, 4] = (0.0, 0.01, 0.006)  # the front vertex moves up and 6 mm out
+    out, exp_out, (s,) = fit_behind_skin(part, part_exp, [np.arange(6)], skin, np.zeros((1, 8, 3)), tris, lining,
+                                         np.eye(1), margin=0.001)
+    posed, posed_fit = part + part_exp[0], out + exp_out[0]
+    c = posed.mean(axis=0)
+    np.testing.assert_allclose(posed_fit, c + s * (posed - c), atol=1e-12)
+    assert posed_fit[4, 2] <= 0.049 + 1e-9 and posed_fit[4, 2] > 0.047, posed_fit[4]
     # Never below MIN_SCALE (logged).
     with caplog.at_level("WARNING"):
         assert fit(-0.02, [0])[1][0] == pytest.approx(0.7)
@@ -173,7 +183,7 @@ def test_judge_sees_the_unfitted_interior_poke(model, rim):
     raw = fitted.mean + np.einsum("k,kvc->vc", OBAMA_ID, fitted.id_basis)
     from dataclasses import replace
 
-    unfitted = replace(fitted, vertices_neutral=raw.astype(np.float32))
+    unfitted = replace(fitted, vertices_neutral=raw.astype(np.float32), exp_basis=fitted.model_exp_basis)
     bad = _poking(model, rim, unfitted, OBAMA_ID, {"jawOpen": 1.0})
     lower = set(unfitted.part_vertices("lower_teeth").tolist())
     assert bad and all(set(v.tolist()) <= lower for v in bad.values()), bad
