@@ -186,18 +186,11 @@ def find_eye_sockets(model) -> EyeSockets | None:
 
 
 def _find_sockets(verts: np.ndarray, tris: np.ndarray, uv_tris: np.ndarray, lm_idx: np.ndarray) -> EyeSockets | None:
-    # SciPy is imported here so that msma_engine.result (which names Eyeballs) stays NumPy-only.
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
+    from msma_engine.uv_islands import triangle_uv_islands
 
-    n_uv = int(uv_tris.max()) + 1
-    rows = uv_tris.reshape(-1)
-    cols = np.roll(uv_tris, 1, axis=1).reshape(-1)
-    adj = sp.coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n_uv, n_uv))
-    _, uv_label = connected_components(adj, directed=False)
-    face_island = uv_label[uv_tris[:, 0]]
+    face_island = triangle_uv_islands(uv_tris)
     sizes = np.bincount(face_island)
-    head = int(np.argmax(sizes))
+    head = 0  # the largest island: the outer skin
     head_verts = np.unique(tris[face_island == head])
     rim, socket, front = {}, {}, {}
     for side, sl in _EYE_LANDMARKS.items():

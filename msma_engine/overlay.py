@@ -8,7 +8,9 @@ visible there. Panels, left to right:
 1. ``photo``: the photo region around the face with the detected landmarks (green; the
    478 dense points when the fit used them, else the 68) and the fitted model's
    landmarks (red);
-2. ``clay``: the clay-shaded fitted mesh over the photo, through the photo's camera;
+2. ``clay``: the clay-shaded fitted mesh over the photo, through the photo's camera, cut
+   at the fitted jaw line (landmarks 0-16) so the model's neck does not cover the photo's
+   collar (the photo shows no neck surface to check it against);
 3. ``textured`` (optional): the baked albedo texture under the fitted SH light, as the
    exported asset looks (it paints the photo back onto itself, so it always looks
    plausible: not a check of the shape).
@@ -29,7 +31,8 @@ from msma_engine.render import RenderContext, interpolate, rasterize, texture
 from msma_engine.result import FaceResult
 from msma_engine.shading import sh_irradiance
 
-__all__ = ["render_overlay", "clay_views", "clay_shade", "DETECTED_COLOR", "FITTED_COLOR", "CLAY_COLOR", "PANELS"]
+__all__ = ["render_overlay", "clay_views", "clay_shade", "below_jaw_mask", "DETECTED_COLOR", "FITTED_COLOR",
+           "CLAY_COLOR", "PANELS"]
 
 DETECTED_COLOR = (40, 220, 40)
 FITTED_COLOR = (230, 40, 40)
@@ -134,6 +137,7 @@ def render_overlay(
                                    image_size=(rh, rw), distance=cam.distance)
     clay, mask, tex_rgb = _render_window(result, window_cam, (rh, rw), ctx or RenderContext("torch"),
                                          "textured" in panels)
+    mask = mask * (1.0 - below_jaw_mask((np.asarray(result.landmarks_2d, np.float64) - (x0, y0)) * scale, (rh, rw)))
     factor = output_size / max(ww, wh)
     out_size = (max(1, round(ww * factor)), max(1, round(wh * factor)))
 
@@ -160,6 +164,36 @@ def render_overlay(
                 _draw_points(panel, (np.asarray(points, dtype=np.float64) - (x0, y0)) * factor, color, radius)
         out.append(panel)
     return np.concatenate(out, axis=1)
+
+
+def below_jaw_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(h, w)`` float in [0, 1]: 1 below the jaw line, anti-aliased.
+
+    The region is bounded by the jaw contour (iBUG landmarks 0-16) and, beyond its ends, by
+    lines from landmarks 0 and 16 straight out sideways (perpendicular to the face's
+    nose-bridge-to-chin direction, 27 → 8), so the neck and the collar below are covered
+    whatever the head's roll.
+
+    Args:
+        landmarks: ``(68, 2)`` pixel coordinates (x right, y down) in the image of ``size``.
+        size: ``(h, w)``.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (68, 2):
+        raise ShapeError(f"landmarks must be (68, 2), got {lm.shape}")
+    h, w = size
+    down = lm[8] - lm[27]
+    down /= max(np.linalg.norm(down), 1e-9)
+    side = np.array([-down[1], down[0]])
+    if side @ (lm[16] - lm[0]) < 0:
+        side = -side
+    far = 4.0 * (h + w)
+    poly = np.vstack([lm[0] - far * side, lm[:17], lm[16] + far * side,
+                      lm[16] + far * (side + down), lm[0] + far * (down - side)])
+    out = np.zeros((h, w), np.uint8)
+    shift = 4  # sub-pixel vertex precision for cv2
+    cv2.fillPoly(out, [np.round((poly - 0.5) * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA, shift)
+    return out.astype(np.float32) / 255.0
 
 
 def _draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, int], radius: int) -> None:

@@ -83,3 +83,49 @@ def test_overlay_size_mismatch():
         render_overlay(np.zeros((10, 10, 3), np.uint8), _result())
     with pytest.raises(ShapeError, match="uint8"):
         render_overlay(np.zeros((300, 400), np.float32), _result())
+
+
+def _jaw_landmarks(y_jaw: float) -> np.ndarray:
+    """68 photo points: a U-shaped jaw line (0-16) across the sphere, lowest (8) at ``y_jaw``;
+    the nose bridge (27) above the centre; the rest at the centre."""
+    lm = np.tile([200.0, 150.0], (68, 1))
+    k = np.arange(17)
+    lm[:17] = np.stack([120.0 + 10.0 * k, y_jaw - 60.0 + 60.0 * np.sin(np.pi * k / 16)], axis=1)
+    lm[27] = (200.0, 100.0)
+    return lm
+
+
+def test_clay_stops_at_the_jaw_line_and_leaves_the_collar_to_the_photo():
+    """The neck below the fitted jaw line is not painted over the photo (the collar spill)."""
+    from msma_engine.overlay import _window
+
+    res = _result(albedo=(200, 200, 200))
+    res.landmarks_2d = _jaw_landmarks(190.0)
+    photo = np.zeros((300, 400, 3), np.uint8)
+    out = render_overlay(photo, res, alpha=1.0, output_size=256, panels=("clay",))
+    x0, y0, x1, y1 = _window(res, photo.shape[:2], margin=0.35)
+    factor = 256 / max(x1 - x0, y1 - y0)
+
+    def at(x, y):  # photo pixel -> panel value
+        return out[int((y - y0) * factor), int((x - x0) * factor)]
+
+    # The sphere (radius ~135 px about (200, 150)) covers both points; only the upper one is face.
+    assert at(200, 120).min() > 40 and at(160, 160).min() > 40
+    assert at(200, 240).max() == 0 and at(150, 260).max() == 0 and at(300, 230).max() == 0
+    # Beside the ends of the jaw line the cut runs straight out sideways.
+    assert at(100, 150).max() == 0 and at(100, 120).min() > 40
+
+
+def test_below_jaw_mask_follows_the_face_roll():
+    from msma_engine.overlay import below_jaw_mask
+
+    lm = _jaw_landmarks(190.0)
+    upright = below_jaw_mask(lm, (300, 400))
+    assert upright[240, 200] == 1 and upright[120, 200] == 0 and upright[175, 200] == 0
+    # Rolled 90 degrees (chin to the left in the image): the cut is left of the jaw now.
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])
+    rolled = (lm - (200, 150)) @ rot.T + (200, 150)
+    m = below_jaw_mask(rolled, (300, 400))
+    assert m[150, 100] == 1 and m[150, 200] == 0 and m[150, 250] == 0 and m[240, 240] == 0 and m[240, 200] == 1
+    with pytest.raises(ShapeError):
+        below_jaw_mask(lm[:20], (300, 400))
