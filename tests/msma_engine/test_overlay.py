@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -99,8 +101,7 @@ def test_clay_stops_at_the_jaw_line_and_leaves_the_collar_to_the_photo():
     """The neck below the fitted jaw line is not painted over the photo (the collar spill)."""
     from msma_engine.overlay import _window
 
-    res = _result(albedo=(200, 200, 200))
-    res.landmarks_2d = _jaw_landmarks(190.0)
+    res = dataclasses.replace(_result(albedo=(200, 200, 200)), landmarks_2d=_jaw_landmarks(190.0))
     photo = np.zeros((300, 400, 3), np.uint8)
     out = render_overlay(photo, res, alpha=1.0, output_size=256, panels=("clay",))
     x0, y0, x1, y1 = _window(res, photo.shape[:2], margin=0.35)
