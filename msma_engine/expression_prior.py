@@ -24,7 +24,7 @@ A PCA basis (BFM09's 64 components) gets the Gaussian prior of Deep3DFaceRecon o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ import torch
 from msma_engine.dense_landmarks import EYE_CORNERS, IRIS_LEFT, IRIS_RIGHT
 from msma_engine.errors import ShapeError
 
-__all__ = ["ANTAGONISTS", "ExpressionPrior", "PriorWeights", "is_arkit", "eye_look_from_iris", "EYE_LOOK"]
+__all__ = ["ANTAGONISTS", "REQUIRES", "ExpressionPrior", "PriorWeights", "is_arkit", "eye_look_from_iris", "EYE_LOOK",
+           "exclusive_pairs"]
 
 ANTAGONISTS: tuple[tuple[str, str], ...] = (
     ("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
@@ -51,6 +52,10 @@ ANTAGONISTS: tuple[tuple[str, str], ...] = (
 )
 """Pairs of ARKit units that move the same features in opposite directions."""
 
+REQUIRES: tuple[tuple[str, str], ...] = (("mouthClose", "jawOpen"),)
+"""``(a, b)``: unit ``a`` only acts together with ``b`` at least as strong (ARKit's
+``mouthClose`` closes the lips of an open jaw)."""
+
 EYE_LOOK = tuple(f"eyeLook{d}{s}" for d in ("Down", "In", "Out", "Up") for s in ("Left", "Right"))
 
 _ARKIT_CORE = {"jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "eyeBlinkRight"}
@@ -59,6 +64,12 @@ _ARKIT_CORE = {"jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "
 def is_arkit(names: list[str]) -> bool:
     """Whether an expression basis is ARKit-style (named blendshapes in [0, 1])."""
     return _ARKIT_CORE.issubset(names)
+
+
+def exclusive_pairs(names: list[str] | tuple[str, ...]) -> list[tuple[int, int]]:
+    """Index pairs ``(a, b)`` of the :data:`ANTAGONISTS` present in ``names`` (empty for a PCA basis)."""
+    index = {n: i for i, n in enumerate(names)}
+    return [(index[a], index[b]) for a, b in ANTAGONISTS if a in index and b in index]
 
 
 @dataclass(frozen=True)
@@ -119,10 +130,11 @@ class ExpressionPrior:
             empty = torch.zeros(0, 2, dtype=torch.int64)
             return ExpressionPrior(False, lo, hi, empty, empty, None, weights, tuple(names))
         index = {n: i for i, n in enumerate(names)}
-        pairs = [(index[a], index[b]) for a, b in ANTAGONISTS if a in index and b in index]
+        pairs = exclusive_pairs(names)
         sym = [(i, index[n[:-4] + "Right"]) for i, n in enumerate(names)
                if n.endswith("Left") and n[:-4] + "Right" in index and n not in EYE_LOOK]
-        cj = (index["mouthClose"], index["jawOpen"]) if {"mouthClose", "jawOpen"} <= index.keys() else None
+        (close, jaw), = REQUIRES
+        cj = (index[close], index[jaw]) if {close, jaw} <= index.keys() else None
         as_t = lambda p: torch.as_tensor(p, dtype=torch.int64).reshape(-1, 2)  # noqa: E731
         return ExpressionPrior(True, lo, hi, as_t(pairs), as_t(sym), cj, weights, tuple(names))
 
@@ -197,6 +209,17 @@ class ExpressionPrior:
                 i = self.names.index(name)
                 lo[i] = hi[i] = float(min(max(v, float(self.lower[i])), float(self.upper[i])))
         return ExpressionPrior(self.arkit, lo, hi, self.pairs, self.sym, self.close_jaw, self.weights, self.names)
+
+    def relaxed(self, support: torch.Tensor) -> "ExpressionPrior":
+        """The prior of a debiasing refit: units outside ``support`` ``(K,)`` bool pinned to 0, no sparsity.
+
+        Units already pinned (:meth:`pinned`) keep their value.
+        """
+        keep = support.to(self.lower.device) | (self.lower == self.upper)
+        lo, hi = self.lower.masked_fill(~keep, 0.0), self.upper.masked_fill(~keep, 0.0)
+        sym = self.sym[support[self.sym[:, 0]] & support[self.sym[:, 1]]] if len(self.sym) else self.sym
+        return ExpressionPrior(self.arkit, lo, hi, self.pairs, sym, self.close_jaw,
+                               replace(self.weights, sparse=0.0), self.names)
 
     def violations(self, exp: np.ndarray, threshold: float = 0.2) -> list[tuple[str, str]]:
         """Antagonist pairs both above ``threshold`` in ``exp`` ``(K,)`` (for checks and logs)."""
