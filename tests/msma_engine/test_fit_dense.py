@@ -182,19 +182,33 @@ def test_noisy_points_keep_the_full_prior(model):
 def test_relaxed_prior_keeps_the_support_and_drops_the_l1(model):
     prior = ExpressionPrior.for_model(model)
     names = model.expression_names
+    idx = names.index
     support = torch.zeros(len(names), dtype=torch.bool)
-    support[[names.index("mouthSmileLeft"), names.index("mouthSmileRight"), names.index("jawLeft")]] = True
+    support[[idx("mouthSmileLeft"), idx("mouthSmileRight"), idx("jawLeft"), idx("browDownLeft")]] = True
     pinned = prior.pinned({"eyeLookUpLeft": 0.4})
     relaxed = pinned.relaxed(support)
     assert relaxed.linear(1.0) == 0.0 and prior.linear(1.0) > 0
+    assert pinned.relaxed(support, keep=0.5).linear(1.0) == pytest.approx(0.5 * prior.linear(1.0))
     off = ~support
-    off[names.index("eyeLookUpLeft")] = False
+    off[idx("eyeLookUpLeft")] = False
     assert torch.all(relaxed.upper[off] == 0) and torch.all(relaxed.lower[off] == 0)
-    assert relaxed.upper[names.index("mouthSmileLeft")] == prior.upper[names.index("mouthSmileLeft")]
-    assert relaxed.lower[names.index("eyeLookUpLeft")] == relaxed.upper[names.index("eyeLookUpLeft")] == 0.4
-    # Left/right coupling only between two units of the support (else it would shrink a one-sided unit).
-    assert relaxed.sym.tolist() == [[names.index("mouthSmileLeft"), names.index("mouthSmileRight")]]
+    assert relaxed.upper[idx("mouthSmileLeft")] == prior.upper[idx("mouthSmileLeft")]
+    assert relaxed.lower[idx("eyeLookUpLeft")] == relaxed.upper[idx("eyeLookUpLeft")] == 0.4
     assert len(relaxed.pairs) == len(prior.pairs)
+    # Left/right coupling: kept inside the support, dropped (keep = 0) where the partner is pinned
+    # to 0 — else it would pull a one-sided browDownLeft down.
+    exp = torch.zeros(len(names), dtype=torch.float64)
+    exp[idx("browDownLeft")], exp[idx("mouthSmileLeft")] = 0.5, 0.5
+    r_full, r_relaxed = prior.residuals(exp, 1.0), relaxed.residuals(exp, 1.0)
+    sym_rows = slice(len(names) + len(prior.pairs), len(names) + len(prior.pairs) + len(prior.sym))
+    pairs = {tuple(p): k for k, p in enumerate(prior.sym.tolist())}
+    brow = pairs[(idx("browDownLeft"), idx("browDownRight"))]
+    smile = pairs[(idx("mouthSmileLeft"), idx("mouthSmileRight"))]
+    assert r_full[sym_rows][brow] > 0 and r_relaxed[sym_rows][brow] == 0
+    assert r_relaxed[sym_rows][smile] == r_full[sym_rows][smile] > 0
+    rand = torch.rand(len(names), dtype=torch.float64, generator=torch.Generator().manual_seed(1))  # no ties
+    _, jac = relaxed.residuals_and_jacobian(rand, 2.0)
+    assert torch.allclose(jac, _numeric_jacobian(lambda e: relaxed.residuals(e, 2.0), rand), atol=1e-6)
 
 
 def test_68_point_fallback_without_dense_points(model):
