@@ -716,7 +716,7 @@ class FaceFitter:
         keys = ("id", "exp", "angles", "trans")
         self._solve_landmarks(state, keys, lm_residual, (id_w, exp_prior), prior, cfg.shape_iters)
         strength = 1.0
-        if cfg.debias_iters and prior.arkit:
+        if cfg.debias_iters and cfg.shape_iters and prior.arkit:  # a refit of the shape stage, if it ran
             if cfg.noise_ref > 0:  # |r|² = w_landmark · σ² (see the module doc's landmark term)
                 sigma2 = float((lm_residual(state)[0] ** 2).sum()) / cfg.w_landmark
                 strength = min(max(sigma2 / cfg.noise_ref ** 2, cfg.min_strength), 1.0)
