@@ -130,11 +130,15 @@ class FitConfig:
             sparse fit's weighted RMS landmark residual: MAP prior weights are proportional
             to the noise variance, so points that the model explains almost exactly are
             trusted more. When ``strength < 1`` the sparse fit is first run again with the
-            scaled priors (its support was chosen under the stronger ones). Face Mesh on 40
+            scaled priors (its support was chosen under the stronger ones), and σ is
+            measured again on that fit, up to ``noise_rounds`` times while the strength
+            keeps falling (a fixed point of the noise estimate: under a prior that is too
+            strong, part of the residual is the prior's own doing). Face Mesh on 40
             LFW/UTKFace photos leaves σ = 0.0096-0.044 (median 0.016, strength ≈ 1); the
             model's own exact points 0.004-0.008; 0 = off.
         min_strength: the lower clip of that scale.
         keep_power: how fast the refit's shrinking terms vanish as the points get cleaner.
+        noise_rounds: at most this many noise estimates and sparse refits (see ``noise_ref``).
     """
 
     rigid_iters: int = 8
@@ -164,9 +168,10 @@ class FitConfig:
     noise_ref: float = 0.01
     min_strength: float = 0.1
     keep_power: float = 4.0
+    noise_rounds: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("rigid_iters", "shape_iters", "light_rounds", "photo_steps", "debias_iters"):
+        for name in ("rigid_iters", "shape_iters", "light_rounds", "photo_steps", "debias_iters", "noise_rounds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"FitConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.render_size < 16:
@@ -717,13 +722,16 @@ class FaceFitter:
         self._solve_landmarks(state, keys, lm_residual, (id_w, exp_prior), prior, cfg.shape_iters)
         strength = 1.0
         if cfg.debias_iters and cfg.shape_iters and prior.arkit:  # a refit of the shape stage, if it ran
-            if cfg.noise_ref > 0:  # |r|² = w_landmark · σ² (see the module doc's landmark term)
+            for _ in range(cfg.noise_rounds if cfg.noise_ref > 0 else 0):
+                # |r|² = w_landmark · σ² (see the module doc's landmark term)
                 sigma2 = float((lm_residual(state)[0] ** 2).sum()) / cfg.w_landmark
-                strength = min(max(sigma2 / cfg.noise_ref ** 2, cfg.min_strength), 1.0)
+                new = min(max(sigma2 / cfg.noise_ref ** 2, cfg.min_strength), 1.0)
+                if new >= strength:
+                    break
+                strength = new  # points better than the prior assumed: choose the support again
+                self._solve_landmarks(state, keys, lm_residual, (id_w * strength ** 0.5, prior_of(prior, strength)),
+                                      prior.relaxed(all_units, strength), cfg.shape_iters)
             weak = (id_w * strength ** 0.5, prior_of(prior, strength))
-            if strength < 1.0:  # points better than the prior assumed: choose the support again
-                self._solve_landmarks(state, keys, lm_residual, weak, prior.relaxed(all_units, strength),
-                                      cfg.shape_iters)
             relaxed = prior.relaxed(state["exp"][0] > cfg.support_threshold, strength ** cfg.keep_power)
             self._solve_landmarks(state, keys, lm_residual, (weak[0], prior_of(relaxed, strength)), relaxed,
                                   cfg.debias_iters)
