@@ -135,7 +135,7 @@ class ExpressionPrior:
         pairs = exclusive_pairs(names)
         sym = [(i, index[n[:-4] + "Right"]) for i, n in enumerate(names)
                if n.endswith("Left") and n[:-4] + "Right" in index and n not in EYE_LOOK]
-        (close, jaw), = REQUIRES
+        close, jaw = REQUIRES[0]  # the prior has one such term
         cj = (index[close], index[jaw]) if {close, jaw} <= index.keys() else None
         as_t = lambda p: torch.as_tensor(p, dtype=torch.int64).reshape(-1, 2)  # noqa: E731
         return ExpressionPrior(True, lo, hi, as_t(pairs), as_t(sym), cj, weights, tuple(names))
@@ -228,8 +228,8 @@ class ExpressionPrior:
         is outside the support (it would pull a one-sided unit down to its pinned partner).
         ``keep = 0`` is the plain relaxed lasso, ``keep = 1`` the full prior on the support.
         """
-        keep_t = support.to(self.lower.device) | (self.lower == self.upper)
-        lo, hi = self.lower.masked_fill(~keep_t, 0.0), self.upper.masked_fill(~keep_t, 0.0)
+        free = support.to(self.lower.device) | (self.lower == self.upper)
+        lo, hi = self.lower.masked_fill(~free, 0.0), self.upper.masked_fill(~free, 0.0)
         sym_scale = None
         if len(self.sym):
             inside = support[self.sym[:, 0]] & support[self.sym[:, 1]]
