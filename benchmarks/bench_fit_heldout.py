@@ -10,7 +10,8 @@ along the outline's normal (``oval`` column; a silhouette point may slide along 
 ``before`` is the fit as it was before issue 17: the 68 iBUG points (taken from the same
 Face Mesh), inner-mouth weight 20 and a Gaussian expression prior — it sees no fold
 split, so it is measured on the same held-out points with an advantage (some of them
-make up its 68). ``after`` is the default fit. Only the landmark stages run (the colour
+make up its 68). ``after`` is the default fit; ``lasso`` is it without the debiasing
+refit (the issue-17 fit of the first session). Only the landmark stages run (the colour
 stages do not move the geometry).
 
 Usage::
@@ -60,6 +61,7 @@ def configs(model) -> dict[str, FaceFitter]:
                              prior=ExpressionPrior.gaussian_only(model)),
         "after": FaceFitter(model, FitConfig(**GEOMETRY_ONLY)),
         "after_68": FaceFitter(model, FitConfig(dense=False, **GEOMETRY_ONLY)),
+        "lasso": FaceFitter(model, FitConfig(debias_iters=0, **GEOMETRY_ONLY)),
     }
 
 
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=200, help="number of photos")
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--seed", type=int, default=0, help="photo choice and fold split")
-    p.add_argument("--configs", default="before,after", help="comma-separated: before, after, after_68")
+    p.add_argument("--configs", default="before,after", help="comma-separated: before, after, after_68, lasso")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -24,7 +24,7 @@ A PCA basis (BFM09's 64 components) gets the Gaussian prior of Deep3DFaceRecon o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ import torch
 from msma_engine.dense_landmarks import EYE_CORNERS, IRIS_LEFT, IRIS_RIGHT
 from msma_engine.errors import ShapeError
 
-__all__ = ["ANTAGONISTS", "ExpressionPrior", "PriorWeights", "is_arkit", "eye_look_from_iris", "EYE_LOOK"]
+__all__ = ["ANTAGONISTS", "REQUIRES", "ExpressionPrior", "PriorWeights", "is_arkit", "eye_look_from_iris", "EYE_LOOK",
+           "exclusive_pairs"]
 
 ANTAGONISTS: tuple[tuple[str, str], ...] = (
     ("jawLeft", "jawRight"), ("mouthLeft", "mouthRight"),
@@ -51,6 +52,10 @@ ANTAGONISTS: tuple[tuple[str, str], ...] = (
 )
 """Pairs of ARKit units that move the same features in opposite directions."""
 
+REQUIRES: tuple[tuple[str, str], ...] = (("mouthClose", "jawOpen"),)
+"""``(a, b)``: unit ``a`` only acts together with ``b`` at least as strong (ARKit's
+``mouthClose`` closes the lips of an open jaw)."""
+
 EYE_LOOK = tuple(f"eyeLook{d}{s}" for d in ("Down", "In", "Out", "Up") for s in ("Left", "Right"))
 
 _ARKIT_CORE = {"jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "eyeBlinkRight"}
@@ -59,6 +64,12 @@ _ARKIT_CORE = {"jawOpen", "mouthSmileLeft", "mouthSmileRight", "eyeBlinkLeft", "
 def is_arkit(names: list[str]) -> bool:
     """Whether an expression basis is ARKit-style (named blendshapes in [0, 1])."""
     return _ARKIT_CORE.issubset(names)
+
+
+def exclusive_pairs(names: list[str] | tuple[str, ...]) -> list[tuple[int, int]]:
+    """Index pairs ``(a, b)`` of the :data:`ANTAGONISTS` present in ``names`` (empty for a PCA basis)."""
+    index = {n: i for i, n in enumerate(names)}
+    return [(index[a], index[b]) for a, b in ANTAGONISTS if a in index and b in index]
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class ExpressionPrior:
         lower, upper: ``(K,)`` bounds (pinned units have ``lower == upper == 0``).
         pairs: ``(P, 2)`` int64 antagonist pairs.
         sym: ``(S, 2)`` int64 left/right pairs.
+        sym_scale: ``(S,)`` per-pair multipliers of the coupling weight, or None (all 1).
         close_jaw: ``(mouthClose, jawOpen)`` indices or None.
         weights: :class:`PriorWeights`.
         names: unit names.
@@ -105,6 +117,7 @@ class ExpressionPrior:
     close_jaw: tuple[int, int] | None
     weights: PriorWeights
     names: tuple[str, ...]
+    sym_scale: torch.Tensor | None = None
 
     @staticmethod
     def for_model(model, weights: PriorWeights = PriorWeights()) -> "ExpressionPrior":
@@ -119,10 +132,11 @@ class ExpressionPrior:
             empty = torch.zeros(0, 2, dtype=torch.int64)
             return ExpressionPrior(False, lo, hi, empty, empty, None, weights, tuple(names))
         index = {n: i for i, n in enumerate(names)}
-        pairs = [(index[a], index[b]) for a, b in ANTAGONISTS if a in index and b in index]
+        pairs = exclusive_pairs(names)
         sym = [(i, index[n[:-4] + "Right"]) for i, n in enumerate(names)
                if n.endswith("Left") and n[:-4] + "Right" in index and n not in EYE_LOOK]
-        cj = (index["mouthClose"], index["jawOpen"]) if {"mouthClose", "jawOpen"} <= index.keys() else None
+        close, jaw = REQUIRES[0]  # the prior has one such term
+        cj = (index[close], index[jaw]) if {close, jaw} <= index.keys() else None
         as_t = lambda p: torch.as_tensor(p, dtype=torch.int64).reshape(-1, 2)  # noqa: E731
         return ExpressionPrior(True, lo, hi, as_t(pairs), as_t(sym), cj, weights, tuple(names))
 
@@ -150,7 +164,7 @@ class ExpressionPrior:
         if len(self.pairs):
             r.append((scale * w.antagonist) ** 0.5 * torch.minimum(exp[self.pairs[:, 0]], exp[self.pairs[:, 1]]))
         if len(self.sym):
-            r.append((scale * w.symmetry) ** 0.5 * (exp[self.sym[:, 0]] - exp[self.sym[:, 1]]))
+            r.append(self._sym_factor(scale, exp) * (exp[self.sym[:, 0]] - exp[self.sym[:, 1]]))
         if self.close_jaw is not None:
             c, j = self.close_jaw
             r.append((scale * w.antagonist) ** 0.5 * torch.relu(exp[c] - exp[j])[None])
@@ -174,8 +188,9 @@ class ExpressionPrior:
         if len(self.sym):
             j = exp.new_zeros(len(self.sym), k)
             rows = torch.arange(len(self.sym))
-            j[rows, self.sym[:, 0]] = (scale * w.symmetry) ** 0.5
-            j[rows, self.sym[:, 1]] = -(scale * w.symmetry) ** 0.5
+            f = self._sym_factor(scale, exp)
+            j[rows, self.sym[:, 0]] = f
+            j[rows, self.sym[:, 1]] = -f
             blocks.append(j)
         if self.close_jaw is not None:
             c, jw = self.close_jaw
@@ -184,6 +199,11 @@ class ExpressionPrior:
                 j[0, c], j[0, jw] = (scale * w.antagonist) ** 0.5, -(scale * w.antagonist) ** 0.5
             blocks.append(j)
         return r, torch.cat(blocks)
+
+    def _sym_factor(self, scale: float, like: torch.Tensor) -> torch.Tensor:
+        """``(S,)`` square roots of the coupling weights."""
+        f = torch.full((len(self.sym),), (scale * self.weights.symmetry) ** 0.5, dtype=like.dtype, device=like.device)
+        return f if self.sym_scale is None else f * self.sym_scale.to(f).sqrt()
 
     def linear(self, scale: float) -> float:
         """Weight of the L1 sparsity term ``Σ β`` (0 for PCA bases)."""
@@ -196,7 +216,28 @@ class ExpressionPrior:
             if name in self.names:
                 i = self.names.index(name)
                 lo[i] = hi[i] = float(min(max(v, float(self.lower[i])), float(self.upper[i])))
-        return ExpressionPrior(self.arkit, lo, hi, self.pairs, self.sym, self.close_jaw, self.weights, self.names)
+        return ExpressionPrior(self.arkit, lo, hi, self.pairs, self.sym, self.close_jaw, self.weights, self.names,
+                               self.sym_scale)
+
+    def relaxed(self, support: torch.Tensor, keep: float = 0.0) -> "ExpressionPrior":
+        """The prior of a debiasing refit on ``support`` ``(K,)`` bool (a relaxed lasso).
+
+        Units outside the support are pinned to 0 (units already pinned by :meth:`pinned`
+        keep their value). The terms that shrink the kept units towards 0 are scaled by
+        ``keep`` in [0, 1]: the L1 term, and the left/right coupling of a unit whose partner
+        is outside the support (it would pull a one-sided unit down to its pinned partner).
+        ``keep = 0`` is the plain relaxed lasso, ``keep = 1`` the full prior on the support.
+        """
+        free = support.to(self.lower.device) | (self.lower == self.upper)
+        lo, hi = self.lower.masked_fill(~free, 0.0), self.upper.masked_fill(~free, 0.0)
+        sym_scale = None
+        if len(self.sym):
+            inside = support[self.sym[:, 0]] & support[self.sym[:, 1]]
+            sym_scale = torch.where(inside, 1.0, keep).double()
+            if self.sym_scale is not None:
+                sym_scale = sym_scale * self.sym_scale
+        return ExpressionPrior(self.arkit, lo, hi, self.pairs, self.sym, self.close_jaw,
+                               replace(self.weights, sparse=self.weights.sparse * keep), self.names, sym_scale)
 
     def violations(self, exp: np.ndarray, threshold: float = 0.2) -> list[tuple[str, str]]:
         """Antagonist pairs both above ``threshold`` in ``exp`` ``(K,)`` (for checks and logs)."""

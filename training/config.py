@@ -51,6 +51,9 @@ class SyntheticConfig:
         id_std: standard deviation of the identity coefficients (unit-variance model basis).
         tex_std: standard deviation of the albedo coefficients.
         exp_active: mean number of active ARKit expressions per sample (sparse, weights in [0, 1]).
+        plausible_expressions: never draw both units of an exclusive ARKit pair (jawLeft with
+            jawRight, a smile with a frown: :data:`msma_engine.expression_prior.ANTAGONISTS`),
+            and give ``mouthClose`` an open jaw; False = any units (the pre-issue-17 sampling).
         light_std: standard deviation of the non-DC SH coefficients.
         scale_jitter: relative face-size jitter around Deep3DFaceRecon's crop scale.
         shift_jitter_px: translation jitter of the face centre in pixels.
@@ -64,6 +67,7 @@ class SyntheticConfig:
     id_std: float = 1.0
     tex_std: float = 1.0
     exp_active: float = 3.0
+    plausible_expressions: bool = True
     light_std: float = 0.15
     scale_jitter: float = 0.1
     shift_jitter_px: float = 8.0

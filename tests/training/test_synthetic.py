@@ -83,3 +83,25 @@ def test_pose_ranges(head):
 def test_index_out_of_range(head):
     with pytest.raises(IndexError):
         SyntheticFaces(head, length=2)[2]
+
+
+def test_plausible_expressions_never_pair_antagonists(head):
+    """Default sampling: no exclusive pair both on, mouthClose only with a jaw at least as open;
+    the old uniform sampling (``plausible_expressions=False``) does draw such pairs."""
+    from msma_engine.expression_prior import REQUIRES, exclusive_pairs
+
+    names = list(head.expression_names)
+    pairs = np.array(exclusive_pairs(names))
+    close, jaw = (names.index(n) for n in REQUIRES[0])
+
+    def draws(plausible: bool) -> np.ndarray:
+        cfg = SyntheticConfig(exp_active=6.0, plausible_expressions=plausible)
+        lay = head.layout
+        return np.stack([sample_coefficients(head, cfg, np.random.default_rng([7, i]))[lay.slices()["exp"]].numpy()
+                         for i in range(300)])
+
+    good, old = draws(True), draws(False)
+    assert not np.any((good[:, pairs[:, 0]] > 0) & (good[:, pairs[:, 1]] > 0))
+    assert np.all(good[:, jaw] >= good[:, close])
+    assert (good > 0).sum(1).mean() > 4.5  # still about exp_active units on
+    assert np.any((old[:, pairs[:, 0]] > 0) & (old[:, pairs[:, 1]] > 0))

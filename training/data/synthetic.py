@@ -1,7 +1,8 @@
 """On-the-fly synthetic training data: renders of the face model with known ground truth.
 
 Each sample draws identity (N(0, σ²)), sparse ARKit-style expression weights in the
-model's expression ranges, albedo, SH lighting, head pose (yaw up to ±90°, pitch ±30°,
+model's expression ranges (no two antagonists together by default, see
+:func:`_sample_expression`), albedo, SH lighting, head pose (yaw up to ±90°, pitch ±30°,
 roll ±20° by default) and a small translation / scale jitter, renders the face with
 :mod:`msma_engine.render` through the project camera, composites it over a random background,
 adds occluders (hand-like blobs, glasses-like frames, hair-like strokes) and image
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from msma_engine.expression_prior import REQUIRES, exclusive_pairs
 from msma_engine.face_model import FaceModel
 from msma_engine.render import RenderContext, channels_first, interpolate, render_mesh
 from training.config import SyntheticConfig
@@ -66,15 +68,7 @@ def sample_coefficients(model: FaceModel, cfg: SyntheticConfig, rng: np.random.G
     sl = lay.slices()
     out[sl["id"]] = rng.normal(0.0, cfg.id_std, lay.n_id)
     out[sl["tex"]] = rng.normal(0.0, cfg.tex_std, lay.n_tex)
-    # Sparse expressions: a few active units with uniform weights inside their range.
-    exp = np.zeros(lay.n_exp)
-    if lay.n_exp:
-        n_active = min(lay.n_exp, rng.poisson(cfg.exp_active))
-        active = rng.choice(lay.n_exp, size=n_active, replace=False)
-        ranges = model.expression_range.cpu().numpy().astype(np.float64)
-        lo, hi = ranges[active, 0], ranges[active, 1]
-        exp[active] = lo + (hi - lo) * rng.uniform(0.0, 1.0, n_active)
-    out[sl["exp"]] = exp
+    out[sl["exp"]] = _sample_expression(model, cfg, rng)
     # Pose: half the samples near frontal, the rest spread over the full range, so
     # profiles are covered without starving the common near-frontal case.
     yaw_max = math.radians(cfg.max_yaw_deg)
@@ -93,6 +87,45 @@ def sample_coefficients(model: FaceModel, cfg: SyntheticConfig, rng: np.random.G
     shift = rng.uniform(-cfg.shift_jitter_px, cfg.shift_jitter_px, 2)
     out[sl["trans"]] = [shift[0] * depth / cam.focal, -shift[1] * depth / cam.focal, cam.distance - depth]
     return torch.as_tensor(out, dtype=torch.float32)
+
+
+def _sample_expression(model: FaceModel, cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
+    """Sparse expression weights ``(n_exp,)``: a few active units, uniform inside their range.
+
+    With ``cfg.plausible_expressions`` no two units of an exclusive pair
+    (:data:`msma_engine.expression_prior.ANTAGONISTS`) are drawn together, and a unit that
+    needs another (:data:`~msma_engine.expression_prior.REQUIRES`: ``mouthClose`` needs
+    ``jawOpen``) brings it along at least as strong. Otherwise any units, as before.
+    """
+    n_exp = model.layout.n_exp
+    exp = np.zeros(n_exp)
+    if not n_exp:
+        return exp
+    n_active = min(n_exp, rng.poisson(cfg.exp_active))
+    ranges = model.expression_range.cpu().numpy().astype(np.float64)
+    if not cfg.plausible_expressions:
+        active = rng.choice(n_exp, size=n_active, replace=False)
+        lo, hi = ranges[active, 0], ranges[active, 1]
+        exp[active] = lo + (hi - lo) * rng.uniform(0.0, 1.0, n_active)
+        return exp
+    names = list(model.expression_names)
+    excluded = {i: set() for i in range(n_exp)}
+    for a, b in exclusive_pairs(names):
+        excluded[a].add(b)
+        excluded[b].add(a)
+    active: list[int] = []
+    for i in rng.permutation(n_exp):
+        if len(active) == n_active:
+            break
+        if not excluded[int(i)] & set(active):
+            active.append(int(i))
+    lo, hi = ranges[active, 0], ranges[active, 1]
+    exp[active] = lo + (hi - lo) * rng.uniform(0.0, 1.0, len(active))
+    index = {n: i for i, n in enumerate(names)}
+    for unit, needs in REQUIRES:
+        if unit in index and needs in index and exp[index[unit]] > 0:
+            exp[index[needs]] = max(exp[index[needs]], exp[index[unit]])
+    return exp
 
 
 # --- backgrounds ------------------------------------------------------------------------
