@@ -99,9 +99,9 @@ def main() -> None:
         for q in ("fast", "default"):
             t_fit, out = _best(lambda: FaceFitter(rec.model, q, ctx=rec.ctx).fit(target), args.repeat)
             fit_times[q] = t_fit
-            m = out.metrics
-            quality_rows.append(f"| {name} | {q} | {m['landmark_nme_start']:.4f} | {m['landmark_nme_fit']:.4f} | "
-                                f"{m['photometric_start']:.4f} | {m['photometric_fit']:.4f} |")
+            m = out.scores
+            quality_rows.append(f"| {name} | {q} | {m.landmark_nme_start:.4f} | {m.landmark_nme_fit:.4f} | "
+                                f"{m.photometric_start:.4f} | {m.photometric_fit:.4f} |")
             if q == "default":
                 coeffs = out.coeffs
         t_bake, _ = _best(lambda: rec.baker.bake(coeffs, px, crop, 1024), args.repeat)

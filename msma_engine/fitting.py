@@ -68,6 +68,7 @@ from msma_engine.losses import (
     photometric_loss,
 )
 from msma_engine.render import Fragments, RenderContext, channels_first, interpolate, rasterize
+from msma_engine.result import FitScores
 from msma_engine.shading import SH_INIT_DC, sh_basis, sh_irradiance
 from msma_engine.timing import Stopwatch
 
@@ -229,15 +230,13 @@ class FitOutput:
 
     Attributes:
         coeffs: ``(1, C)`` fitted coefficients (detached).
-        metrics: ``landmark_nme_start/fit`` (68 points, fraction of the inter-ocular
-            distance), ``dense_nme_fit`` (dense points used, when dense) and
-            ``photometric_start/fit`` (mean per-pixel RGB L2 error on the rendered skin),
-            ``prior_strength`` (the debiasing refit's prior scale, 1 when there is none).
-        timings: seconds per stage.
+        scores: the fit's quality figures (:class:`~msma_engine.result.FitScores`).
+        timings: seconds per stage (``fit_rigid``, ``fit_shape``, ``fit_light``, ``fit_photo``
+            and the whole ``fit``).
     """
 
     coeffs: torch.Tensor
-    metrics: dict[str, float] = field(default_factory=dict)
+    scores: FitScores
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -775,21 +774,20 @@ class FaceFitter:
         timings["fit_photo"] = clock.lap()
 
         final = coeffs().detach()
+        dense_nme = None
         with torch.no_grad():
-            metrics = {"landmark_nme_start": start_nme,
-                       "landmark_nme_fit": float(landmark_nme(m(final).landmarks_2d, lm_t)[0])}
+            nme_fit = float(landmark_nme(m(final).landmarks_2d, lm_t)[0])
             if oval is not None:  # dense: the error on the points the fit used
                 p64 = {k: v.double() for k, v in vars(layout.split(final)).items()}
                 pred = rows[torch.float64].project(m.camera, p64["id"], p64["exp"], p64["angles"], p64["trans"])[0]
-                metrics["dense_nme_fit"] = float((pred - pts_t).norm(dim=-1)[w > 0].mean() / iod64[0])
-        metrics["photometric_start"] = photo_start
-        metrics["prior_strength"] = strength
-        metrics["photometric_fit"] = self._photo_error(final, image, valid, size)
+                dense_nme = float((pred - pts_t).norm(dim=-1)[w > 0].mean() / iod64[0])
+        scores = FitScores(landmark_nme_start=start_nme, landmark_nme_fit=nme_fit, photometric_start=photo_start,
+                           photometric_fit=self._photo_error(final, image, valid, size), dense_nme_fit=dense_nme,
+                           prior_strength=strength)
         timings["fit"] = clock.elapsed
         logger.info("fit: landmark NME %.4f -> %.4f, photometric %.4f -> %.4f in %.2fs",
-                    start_nme, metrics["landmark_nme_fit"], metrics["photometric_start"], metrics["photometric_fit"],
-                    timings["fit"])
-        return FitOutput(coeffs=final, metrics=metrics, timings=timings)
+                    start_nme, nme_fit, photo_start, scores.photometric_fit, timings["fit"])
+        return FitOutput(coeffs=final, scores=scores, timings=timings)
 
     def _solve_landmarks(self, state: dict[str, torch.Tensor], keys: tuple[str, ...], lm_residual: Callable,
                          prior: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None,

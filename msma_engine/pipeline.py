@@ -234,13 +234,8 @@ class Reconstructor:
         with timed(timings, "bake"):
             baked = self.baker.bake(coeffs, pixels, crop, texture_size, dense_landmarks=dense)
         stages = {k: v for k, v in {**fitted.timings, **baked.timings}.items() if k not in ("fit", "bake")}
-        fm = fitted.metrics
-        metrics = FitMetrics(
-            landmark_nme_start=fm["landmark_nme_start"], landmark_nme_fit=fm["landmark_nme_fit"],
-            photometric_start=fm["photometric_start"], photometric_fit=fm["photometric_fit"],
-            texture_coverage=baked.coverage, texture_mirrored=baked.mirrored, texture_seam=baked.seam,
-            dense_nme_fit=fm.get("dense_nme_fit"),
-        )
+        metrics = FitMetrics(**vars(fitted.scores), texture_coverage=baked.coverage,
+                             texture_mirrored=baked.mirrored, texture_seam=baked.seam)
         dense_pair = None
         if dense is not None:
             with torch.no_grad():

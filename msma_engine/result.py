@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from msma_engine.eyes import Eyeballs
     from msma_engine.mouth import MouthInterior
 
-__all__ = ["FaceResult", "FitMetrics", "PhotoCamera", "Timings"]
+__all__ = ["FaceResult", "FitMetrics", "FitScores", "PhotoCamera", "Timings"]
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,9 @@ class Timings:
         return out
 
 
-@dataclass(frozen=True)
-class FitMetrics:
-    """Quality figures of one fitted and baked face.
+@dataclass(frozen=True, kw_only=True)
+class FitScores:
+    """Quality figures of one test-time fit (:attr:`msma_engine.fitting.FitOutput.scores`).
 
     Attributes:
         landmark_nme_start: 68-landmark error of the start point (network or mean face),
@@ -99,27 +99,39 @@ class FitMetrics:
         landmark_nme_fit: the same after fitting.
         photometric_start: mean per-pixel RGB L2 error on the rendered skin at the start point.
         photometric_fit: the same after fitting.
-        texture_coverage: fraction of the UV-covered texels taken from the photo directly.
-        texture_mirrored: fraction filled from the mirrored side.
-        texture_seam: colour step where the photo-derived skin meets the model-albedo fill
-            (8-bit levels; NaN when there is no such border).
         dense_nme_fit: dense-point error after fitting (fraction of the inter-ocular distance),
             or None when the fit used the 68 landmarks only.
+        prior_strength: scale of the priors in the debiasing refit, from the landmark noise
+            (1 = the full priors, as on photos; lower when the points are explained almost exactly).
     """
 
     landmark_nme_start: float
     landmark_nme_fit: float
     photometric_start: float
     photometric_fit: float
-    texture_coverage: float
-    texture_mirrored: float
-    texture_seam: float = math.nan
     dense_nme_fit: float | None = None
+    prior_strength: float = 1.0
 
     def as_dict(self) -> dict[str, float]:
         """``{name: value}`` without the figures that were not measured (JSON-ready)."""
         return {f.name: float(getattr(self, f.name)) for f in dataclasses.fields(self)
                 if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitMetrics(FitScores):
+    """Quality figures of one fitted and baked face: the fit's :class:`FitScores` and the bake's.
+
+    Attributes:
+        texture_coverage: fraction of the UV-covered texels taken from the photo directly.
+        texture_mirrored: fraction filled from the mirrored side.
+        texture_seam: colour step where the photo-derived skin meets the model-albedo fill
+            (8-bit levels; NaN when there is no such border).
+    """
+
+    texture_coverage: float
+    texture_mirrored: float
+    texture_seam: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def _converge_iterations(fitters: dict[int, object], target, init: torch.Tensor 
     nmes = {}
     for k, fitter in fitters.items():
         res = fitter.fit(target, init=init, rigid_init=init is None)
-        nmes[k] = res.metrics["landmark_nme_fit"]
+        nmes[k] = res.scores.landmark_nme_fit
     best = nmes[max(nmes)]
     return min(k for k, v in nmes.items() if v <= best * 1.02 + 1e-5)
 

@@ -107,14 +107,14 @@ def make_pseudo_labels(folder: str | Path, cache: str | Path | None, out: str | 
         target = FitTarget(image=item["image"][None], landmarks=item["landmarks"][None], valid=item["valid"][None])
         res = fitter.fit(target, init=init, rigid_init=init is None)
         name = ds.files[i].name
-        nme = res.metrics["landmark_nme_fit"]
+        nme = res.scores.landmark_nme_fit
         if not np.isfinite(nme) or nme > max_nme:
             with rejected_path.open("a") as f:
                 f.write(f"{name}\tlandmark NME {nme:.4f} > {max_nme}\n")
             counts["rejected"] += 1
             continue
         arrays = {"coeffs": res.coeffs[0].cpu().numpy().astype(np.float32),
-                  "nme_start": res.metrics["landmark_nme_start"], "nme_fit": nme, "source": ds.rels[i]}
+                  "nme_start": res.scores.landmark_nme_start, "nme_fit": nme, "source": ds.rels[i]}
         atomic_write(out / name, lambda fh: np.savez(fh, **arrays))
         counts["labelled"] += 1
     n = counts["labelled"] + counts["rejected"]

@@ -148,18 +148,18 @@ def test_dense_fit_recovers_a_smile_from_the_models_own_points(model):
     w = dict(zip(model.expression_names, c.exp[0].tolist()))
     assert abs(w["mouthSmileLeft"] - 0.6) < 0.08 and abs(w["mouthSmileRight"] - 0.6) < 0.08, w
     assert abs(w["jawOpen"] - 0.3) < 0.05, w
-    assert out.metrics["prior_strength"] < 0.5  # exact points: the priors were relaxed
+    assert out.scores.prior_strength < 0.5  # exact points: the priors were relaxed
     # ... and more so once the noise is measured again on the relaxed fit (a fixed point).
     once = FaceFitter(model, FitConfig(light_rounds=0, photo_steps=0, noise_rounds=1)).fit(target)
-    assert out.metrics["prior_strength"] < once.metrics["prior_strength"] < 0.5
+    assert out.scores.prior_strength < once.scores.prior_strength < 0.5
     lasso = FaceFitter(model, FitConfig(light_rounds=0, photo_steps=0, debias_iters=0)).fit(target)
-    assert lasso.metrics["prior_strength"] == 1.0
+    assert lasso.scores.prior_strength == 1.0
     assert max(model.layout.split(lasso.coeffs).exp[0, model.expression_names.index(k)]
                for k in ("mouthSmileLeft", "mouthSmileRight")) < 0.45
     assert max(w["mouthFunnel"], w["mouthPucker"], w["mouthRollUpper"], w["mouthRollLower"]) < 0.1, w
     assert not fitter.prior.violations(c.exp[0].numpy())
     assert torch.allclose(c.angles, t.angles, atol=0.03)
-    assert out.metrics["dense_nme_fit"] < 0.01
+    assert out.scores.dense_nme_fit < 0.01
     # Held-out points: fitting on half of them predicts the other half.
     mask = torch.zeros(N_DENSE, dtype=torch.bool)
     mask[::2] = True
@@ -179,7 +179,7 @@ def test_noisy_points_keep_the_full_prior(model):
     noise = torch.randn(dense.shape, generator=torch.Generator().manual_seed(0)) * 0.02 * iod / 2 ** 0.5
     out = fitter.fit(FitTarget(image=torch.zeros(1, 3, 224, 224), landmarks=lm, valid=torch.ones(1, 1, 224, 224),
                                dense=dense + noise))
-    assert out.metrics["prior_strength"] == 1.0
+    assert out.scores.prior_strength == 1.0
 
 
 def test_relaxed_prior_keeps_the_support_and_drops_the_l1(model):
@@ -220,7 +220,7 @@ def test_68_point_fallback_without_dense_points(model):
         lm = model(truth).landmarks_2d
     out = FaceFitter(model, FitConfig(light_rounds=0, photo_steps=0)).fit(
         FitTarget(image=torch.zeros(1, 3, 224, 224), landmarks=lm, valid=torch.ones(1, 1, 224, 224)))
-    assert "dense_nme_fit" not in out.metrics and out.metrics["landmark_nme_fit"] < 0.02
+    assert out.scores.dense_nme_fit is None and out.scores.landmark_nme_fit < 0.02
 
 
 def test_container_optional_dense_keys(tmp_path):

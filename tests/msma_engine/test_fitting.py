@@ -164,9 +164,9 @@ class TestFaceFitter:
         target = _target(model, truth)
         cfg = replace(QUALITY_PRESETS["default"], reg_scale=0.01, render_size=112)
         out = FaceFitter(model, cfg, ctx=RenderContext("torch")).fit(target)
-        m = out.metrics
-        assert m["landmark_nme_fit"] < min(0.003, 0.3 * m["landmark_nme_start"]), m
-        assert m["photometric_fit"] < 0.5 * m["photometric_start"]
+        m = out.scores
+        assert m.landmark_nme_fit < min(0.003, 0.3 * m.landmark_nme_start), m
+        assert m.photometric_fit < 0.5 * m.photometric_start
         s = model.layout.slices()
         assert torch.allclose(out.coeffs[0, s["angles"]], truth[0, s["angles"]], atol=0.02)
         assert set(out.timings) >= {"fit_rigid", "fit_shape", "fit_light", "fit_photo", "fit"}
@@ -184,7 +184,7 @@ class TestFaceFitter:
                         photo_geometry=True)
         out = FaceFitter(model, cfg, identity_loss=identity_loss).fit(target)
         assert len(calls) == 3 and calls[0] == (1, 3, 64, 64)
-        assert out.metrics["landmark_nme_fit"] < out.metrics["landmark_nme_start"]
+        assert out.scores.landmark_nme_fit < out.scores.landmark_nme_start
 
     def test_expression_range_is_respected(self, model):
         out = FaceFitter(model, "fast").fit(_target(model, _truth(model)))
