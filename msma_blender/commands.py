@@ -305,6 +305,9 @@ def _write(path: Path, fmt: str, results: list, args) -> None:
         # Written under a temporary name and renamed: a failed export keeps the old file.
         with atomic_output(path, overwrite=args.force) as tmp:
             if fmt == "blend":
+                # bpy 5.2 crashes writing a scene made by scenes.new() that was never evaluated;
+                # evaluating one frame sets up its runtime data (4.2-5.1 do not need it).
+                scene.frame_set(scene.frame_start)
                 with _interrupts_kept():
                     bpy.data.libraries.write(str(tmp), {scene}, path_remap="RELATIVE_ALL", compress=True)
             else:
