@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msma_engine.errors import ShapeError
+from msma_engine.topology import freeze_arrays, reduce_fields
 
 __all__ = ["EYE_RADIUS", "GAP", "EYE_LOOK_DEGREES", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets",
            "eyeballs_for", "eye_look_targets", "look_rotation", "uv_sphere", "eye_texture", "iris_color_from_photo",
@@ -77,7 +78,7 @@ class EyeSockets:
     front: dict[str, np.ndarray]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Eyeball:
     """One eyeball.
 
@@ -100,8 +101,13 @@ class Eyeball:
     front: np.ndarray
     lid_offsets: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3)))
 
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
 
-@dataclass
+    __reduce__ = reduce_fields
+
+
+@dataclass(frozen=True)
 class Eyeballs:
     """The pair of eyeballs of one face; both share the sphere topology, UVs and texture.
 
@@ -124,6 +130,11 @@ class Eyeballs:
     texture: np.ndarray
     iris_color: np.ndarray
     wanted_radius: float = EYE_RADIUS
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
+
+    __reduce__ = reduce_fields
 
     def __iter__(self):
         """Left then right."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from msma_engine.errors import ShapeError
 from msma_engine.mouth_clearance import MARGIN, cavity_triangles, fit_behind_skin
+from msma_engine.topology import freeze_arrays, reduce_fields
 
 __all__ = ["MouthInterior", "mouth_interior_for", "ANCHOR_RADIUS", "PART_COLORS"]
 
@@ -49,7 +50,7 @@ _KEY_MOTION = 0.001
 _UNCHECKED_KEYS = ("tongueOut",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MouthInterior:
     """Teeth and tongue of one identity.
 
@@ -93,6 +94,11 @@ class MouthInterior:
     lining: np.ndarray
     checked_poses: np.ndarray
     scales: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        freeze_arrays(self)
+
+    __reduce__ = reduce_fields
 
     def moving_keys(self, tol: float = 1e-6) -> list[int]:
         """Indices of the expressions that move any interior vertex by more than ``tol`` metres."""

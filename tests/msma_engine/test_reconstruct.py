@@ -107,13 +107,17 @@ def test_result_is_frozen_and_shares_the_model_topology(rec, astronaut):
     assert topo is rec.model.topology
     np.testing.assert_array_equal(topo.expression_basis, rec.model.exp_basis.numpy())
     np.testing.assert_array_equal(topo.triangles, rec.model.triangles.numpy())
+    assert astronaut.eyes is not None and astronaut.mouth is not None
     for arr in (topo.triangles, topo.expression_basis, astronaut.coeffs, astronaut.vertices_world,
-                astronaut.albedo_texture, astronaut.angles):
+                astronaut.albedo_texture, astronaut.angles, astronaut.eyes.left.vertices,
+                astronaut.eyes.texture, astronaut.mouth.vertices_neutral, astronaut.mouth.exp_basis):
         assert not arr.flags.writeable
         with pytest.raises(ValueError, match="read-only"):
             arr[...] = 0
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        astronaut.coeffs = astronaut.coeffs
+    for obj, name in ((astronaut, "coeffs"), (astronaut.eyes, "left"), (astronaut.eyes.left, "centre"),
+                      (astronaut.mouth, "vertices_neutral")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, name, getattr(obj, name))
     # A pickled result (scripts/check_real_blender.sh hands one to Blender) comes back equal and frozen.
     import pickle
 
@@ -122,6 +126,8 @@ def test_result_is_frozen_and_shares_the_model_topology(rec, astronaut):
     np.testing.assert_array_equal(back.topology.expression_basis, topo.expression_basis)
     assert back.timings == astronaut.timings and back.metrics == astronaut.metrics
     assert not back.coeffs.flags.writeable and not back.topology.triangles.flags.writeable
+    assert not back.mouth.exp_basis.flags.writeable and not back.eyes.right.vertices.flags.writeable
+    np.testing.assert_array_equal(back.mouth.vertices_neutral, astronaut.mouth.vertices_neutral)
     s = rec.model.layout.slices()
     np.testing.assert_array_equal(astronaut.angles, astronaut.coeffs[s["angles"]])
     np.testing.assert_array_equal(astronaut.expression_weights, astronaut.coeffs[s["exp"]])
