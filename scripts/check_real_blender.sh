@@ -67,7 +67,7 @@ grep -q '^REG ' <<<"$out" || result "registration script" 1 "$(tail -3 <<<"$out"
 out=$(blender_run "--command msma --help" 2>&1); rc=$?
 [ $rc -eq 0 ] && grep -q "usage: msma" <<<"$out"; result "blender -b --command msma --help" $? "rc=$rc"
 out=$(blender_run "--command msma reconstruct --help" 2>&1); rc=$?
-[ $rc -eq 0 ] && grep -q -- "--fit {default,fast,high,none}" <<<"$out"; result "blender -b --command msma reconstruct --help" $? "rc=$rc"
+[ $rc -eq 0 ] && grep -q -- "--fit {fast,default,none}" <<<"$out"; result "blender -b --command msma reconstruct --help" $? "rc=$rc"
 blender_err "--command msma reconstruct nope.png -o out/x.blend"
 [ $rc -eq 1 ] && [ "$err" = "error: nope.png: no such file or folder" ]; result "missing photo: one error line, exit 1" $? "rc=$rc"
 

@@ -53,8 +53,12 @@ check("object 'astronaut' in the .blend", obj is not None and obj.type == "MESH"
 if obj is not None:
     me = obj.data
     topo = r.topology
-    check("vertex/face counts", len(me.vertices) == len(r.vertices_neutral) and len(me.polygons) == len(topo.triangles),
-          f"{len(me.vertices)} v, {len(me.polygons)} f")
+    # The face mesh: the model's quads (triangles for BFM09) plus the teeth and tongue, if any.
+    n_v = len(r.vertices_neutral) + (len(r.mouth.vertices_neutral) if r.mouth is not None else 0)
+    n_f = len(topo.polygons if topo.polygons is not None else topo.triangles) + (
+        len(r.mouth.polygons) if r.mouth is not None else 0)
+    check("vertex/face counts", len(me.vertices) == n_v and len(me.polygons) == n_f,
+          f"{len(me.vertices)} v, {len(me.polygons)} f (expected {n_v} v, {n_f} f)")
     keys = me.shape_keys.key_blocks if me.shape_keys else []
     check("shape keys Basis + one per expression", len(keys) == 1 + len(topo.expression_names), f"{len(keys)} keys")
     mat = obj.active_material
