@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msma_engine.errors import ShapeError
-from msma_engine.topology import freeze_arrays, reduce_fields
+from msma_engine.topology import as_numpy, freeze_arrays, reduce_fields
 
 __all__ = ["EYE_RADIUS", "GAP", "EYE_LOOK_DEGREES", "Eyeball", "Eyeballs", "EyeSockets", "find_eye_sockets",
            "eyeballs_for", "eye_look_targets", "look_rotation", "uv_sphere", "eye_texture", "iris_color_from_photo",
@@ -163,13 +163,6 @@ class Eyeballs:
                         wanted_radius=self.wanted_radius)
 
 
-def _np(a) -> np.ndarray:
-    """A NumPy copy of a NumPy array or a torch tensor."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
 _SOCKET_CACHE: "weakref.WeakKeyDictionary[object, EyeSockets | None]" = weakref.WeakKeyDictionary()
 
 
@@ -187,8 +180,9 @@ def find_eye_sockets(model) -> EyeSockets | None:
         return _SOCKET_CACHE[model]
     except (KeyError, TypeError):
         pass
-    sockets = _find_sockets(_np(model.mean_shape).astype(np.float64), _np(model.triangles).astype(np.int64),
-                            _np(model.uv_triangles).astype(np.int64), _np(model.landmark_indices).astype(np.int64))
+    sockets = _find_sockets(as_numpy(model.mean_shape).astype(np.float64),
+                            as_numpy(model.triangles).astype(np.int64), as_numpy(model.uv_triangles).astype(np.int64),
+                            as_numpy(model.landmark_indices).astype(np.int64))
     try:
         _SOCKET_CACHE[model] = sockets
     except TypeError:  # not weak-referenceable: just recompute next time (milliseconds).
@@ -412,7 +406,7 @@ def eyeballs_for(model, vertices_neutral: np.ndarray, iris_color=None, *, segmen
         ShapeError: ``vertices_neutral`` is not ``(V, 3)`` for this model.
     """
     verts = np.asarray(vertices_neutral, dtype=np.float64)
-    n = int(_np(model.mean_shape).shape[0])
+    n = int(as_numpy(model.mean_shape).shape[0])
     if verts.shape != (n, 3):
         raise ShapeError(f"vertices_neutral must be ({n}, 3) for this model, got {verts.shape}")
     sockets = find_eye_sockets(model)
@@ -421,7 +415,7 @@ def eyeballs_for(model, vertices_neutral: np.ndarray, iris_color=None, *, segmen
         return None
     unit, tris, uvs, uv_tris = uv_sphere(segments, rings)
     names = list(getattr(model, "expression_names", []))
-    exp_basis = _np(model.exp_basis) if names else None
+    exp_basis = as_numpy(model.exp_basis) if names else None
     eyes = {}
     for side in ("L", "R"):
         rim, front = sockets.rim[side], sockets.front[side]

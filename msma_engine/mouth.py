@@ -31,7 +31,7 @@ import numpy as np
 
 from msma_engine.errors import ShapeError
 from msma_engine.mouth_clearance import MARGIN, cavity_triangles, fit_behind_skin
-from msma_engine.topology import freeze_arrays, reduce_fields
+from msma_engine.topology import as_numpy, freeze_arrays, reduce_fields
 
 __all__ = ["MouthInterior", "mouth_interior_for", "ANCHOR_RADIUS", "PART_COLORS"]
 
@@ -166,12 +166,6 @@ class MouthInterior:
         return self.with_identity(coeffs, verts[self.anchor_index])
 
 
-def _np(a) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
-
-
 def _checked_poses(names: list[str], interior_exp: np.ndarray, interior_mean: np.ndarray, anchors: np.ndarray,
                    anchor_exp: np.ndarray) -> np.ndarray:
     """``(J, K)`` weights: every expression that moves the interior, or the head within 1 cm
@@ -204,11 +198,11 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
     if data is None:
         log.debug("face model %r has no mouth interior", getattr(model, "name", "?"))
         return None
-    mean_shape = _np(model.mean_shape).astype(np.float64)
-    lm = _np(model.landmark_indices).astype(np.int64)
+    mean_shape = as_numpy(model.mean_shape).astype(np.float64)
+    lm = as_numpy(model.landmark_indices).astype(np.int64)
     centre = mean_shape[lm[_INNER_LIPS]].mean(axis=0)
     anchors = np.flatnonzero(np.linalg.norm(mean_shape - centre, axis=1) < ANCHOR_RADIUS)
-    anchor_exp = _np(model.exp_basis)[:, anchors].astype(np.float32)
+    anchor_exp = as_numpy(model.exp_basis)[:, anchors].astype(np.float32)
     interior_exp = np.asarray(data["exp_basis"])
     cavity = cavity_triangles(model, centre)
     if cavity is None:
@@ -218,7 +212,7 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
     else:
         local = np.full(len(mean_shape), -1, np.int64)
         local[anchors] = np.arange(len(anchors))
-        tris = local[_np(model.triangles).astype(np.int64)]
+        tris = local[as_numpy(model.triangles).astype(np.int64)]
         inside = (tris >= 0).all(axis=1)
         skin_tris, lining = tris[inside], cavity[inside]
         poses = _checked_poses(list(model.expression_names), interior_exp, data["mean_shape"], mean_shape[anchors],
@@ -228,6 +222,6 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
         part_names=list(data["part_names"]), expression_names=list(model.expression_names),
         exp_basis=interior_exp, mean=data["mean_shape"], model_exp_basis=interior_exp, id_basis=data["id_basis"],
         anchor_index=anchors, anchor_mean=mean_shape[anchors].astype(np.float32),
-        anchor_basis=_np(model.id_basis)[:, anchors].astype(np.float32), anchor_exp_basis=anchor_exp,
+        anchor_basis=as_numpy(model.id_basis)[:, anchors].astype(np.float32), anchor_exp_basis=anchor_exp,
         skin_triangles=skin_tris, lining=lining, checked_poses=poses)
-    return template.with_identity(_np(id_coeffs))
+    return template.with_identity(as_numpy(id_coeffs))

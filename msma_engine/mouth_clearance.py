@@ -36,6 +36,7 @@ import weakref
 import numpy as np
 
 from msma_engine.errors import ShapeError
+from msma_engine.topology import as_numpy
 
 __all__ = ["MARGIN", "MIN_SCALE", "cavity_triangles", "segment_crossings", "skin_exits", "fit_behind_skin"]
 
@@ -68,9 +69,9 @@ def cavity_triangles(model, inner_lip_centre: np.ndarray) -> np.ndarray | None:
         pass
     from msma_engine.uv_islands import triangle_uv_islands
 
-    tris = _np(model.triangles).astype(np.int64)
-    verts = _np(model.mean_shape).astype(np.float64)
-    island = triangle_uv_islands(_np(model.uv_triangles))
+    tris = as_numpy(model.triangles).astype(np.int64)
+    verts = as_numpy(model.mean_shape).astype(np.float64)
+    island = triangle_uv_islands(as_numpy(model.uv_triangles))
     skin = np.unique(tris[island == 0])
     best = None
     for k in range(1, int(island.max()) + 1):
@@ -283,9 +284,3 @@ def _outer_pairs(neutral, moves, weights, exp_basis, parts, skin, lining, margin
         for j in members:
             pairs[j] = (seg, outer[tri])
     return pairs
-
-
-def _np(a) -> np.ndarray:
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)

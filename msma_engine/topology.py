@@ -26,14 +26,19 @@ from msma_engine.errors import ShapeError
 if TYPE_CHECKING:
     from msma_engine.face_model import CoeffLayout
 
-__all__ = ["FaceTopology", "read_only", "freeze_arrays", "reduce_fields"]
+__all__ = ["FaceTopology", "as_numpy", "read_only", "freeze_arrays", "reduce_fields"]
+
+
+def as_numpy(array) -> np.ndarray:
+    """``array`` as NumPy: a torch tensor (any device) is copied to the CPU, array-likes as ``np.asarray``."""
+    if hasattr(array, "detach"):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array)
 
 
 def read_only(array, dtype=None) -> np.ndarray:
     """A read-only NumPy copy of ``array`` (a torch tensor on any device, or array-like)."""
-    if hasattr(array, "detach"):
-        array = array.detach().cpu().numpy()
-    out = np.array(array, dtype=dtype, copy=True)
+    out = np.array(as_numpy(array), dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
 
