@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -139,11 +140,8 @@ class MouthInterior:
             if scales.min() < 1.0:
                 log.debug("mouth interior shrunk to stay behind the skin: %s",
                           dict(zip(self.part_names, np.round(scales, 3).tolist())))
-        return MouthInterior(verts.astype(np.float32), self.polygons, self.part, self.part_names,
-                             self.expression_names, exp_basis.astype(np.float32), self.mean, self.model_exp_basis,
-                             self.id_basis,
-                             self.anchor_index, self.anchor_mean, self.anchor_basis, self.anchor_exp_basis,
-                             self.skin_triangles, self.lining, self.checked_poses, scales)
+        return dataclasses.replace(self, vertices_neutral=verts.astype(np.float32),
+                                   exp_basis=exp_basis.astype(np.float32), scales=scales)
 
     def reseated(self, vertices_neutral: np.ndarray) -> MouthInterior:
         """The interior of another identity of the same model given only its neutral head.
