@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +193,20 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
     Returns:
         :class:`MouthInterior`, or None when the model has no interior (BFM09).
     """
+    template = _template(model)
+    return None if template is None else template.with_identity(as_numpy(id_coeffs))
+
+
+# The identity-independent part (anchors, lining, checked poses) of each model's interior.
+_TEMPLATE_CACHE: "weakref.WeakKeyDictionary[object, MouthInterior | None]" = weakref.WeakKeyDictionary()
+
+
+def _template(model) -> MouthInterior | None:
+    """The mean identity's interior of ``model``, not yet fitted behind the skin (cached per model)."""
+    try:
+        return _TEMPLATE_CACHE[model]
+    except (KeyError, TypeError):
+        pass
     data = getattr(model, "interior", None)
     if data is None:
         log.debug("face model %r has no mouth interior", getattr(model, "name", "?"))
@@ -222,4 +237,8 @@ def mouth_interior_for(model, id_coeffs) -> MouthInterior | None:
         anchor_index=anchors, anchor_mean=mean_shape[anchors].astype(np.float32),
         anchor_basis=as_numpy(model.id_basis)[:, anchors].astype(np.float32), anchor_exp_basis=anchor_exp,
         skin_triangles=skin_tris, lining=lining, checked_poses=poses)
-    return template.with_identity(as_numpy(id_coeffs))
+    try:
+        _TEMPLATE_CACHE[model] = template
+    except TypeError:  # not weak-referenceable: rebuilt next time
+        pass
+    return template

@@ -31,7 +31,6 @@ All positions in metres, model frame (+x subject's left, +y up, +z out of the fa
 from __future__ import annotations
 
 import logging
-import weakref
 
 import numpy as np
 
@@ -47,11 +46,8 @@ MIN_SCALE = 0.7  # a part is never shrunk below this (a sign of a broken fit, lo
 _ITERATIONS = 4  # one pass finds the scale, the next confirms it (more only for rounding).
 _SLACK = 0.001  # metres: bounding-box tolerance of the candidate segment/triangle pairs.
 
-_CAVITY_CACHE: "weakref.WeakKeyDictionary[object, np.ndarray | None]" = weakref.WeakKeyDictionary()
-
-
 def cavity_triangles(model, inner_lip_centre: np.ndarray) -> np.ndarray | None:
-    """``(F,)`` bool: the triangles of the mouth cavity's lining (cached per model).
+    """``(F,)`` bool: the triangles of the mouth cavity's lining.
 
     The lining is the UV island, other than the outer skin (the largest island), whose
     border with the skin (the inner lip margin) is centred within 15 mm of ``inner_lip_centre``.
@@ -63,10 +59,6 @@ def cavity_triangles(model, inner_lip_centre: np.ndarray) -> np.ndarray | None:
     Returns:
         The mask, or None when the model has no separate lining (e.g. BFM09).
     """
-    try:
-        return _CAVITY_CACHE[model]
-    except (KeyError, TypeError):
-        pass
     from msma_engine.uv_islands import triangle_uv_islands
 
     tris = as_numpy(model.triangles).astype(np.int64)
@@ -81,12 +73,7 @@ def cavity_triangles(model, inner_lip_centre: np.ndarray) -> np.ndarray | None:
         d = float(np.linalg.norm(verts[rim].mean(axis=0) - inner_lip_centre))
         if d < 0.015 and (best is None or d < best[0]):
             best = (d, k)
-    mask = None if best is None else island == best[1]
-    try:
-        _CAVITY_CACHE[model] = mask
-    except TypeError:  # not weak-referenceable: recomputed next time (milliseconds).
-        pass
-    return mask
+    return None if best is None else island == best[1]
 
 
 def segment_crossings(origins: np.ndarray, ends: np.ndarray, triangles: np.ndarray,
