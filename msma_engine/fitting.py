@@ -729,10 +729,9 @@ class FaceFitter:
                 strength = new  # points better than the prior assumed: choose the support again
                 self._solve_landmarks(state, keys, lm_residual, (id_w * strength ** 0.5, prior_of(prior, strength)),
                                       prior.relaxed(all_units, strength), cfg.shape_iters)
-            weak = (id_w * strength ** 0.5, prior_of(prior, strength))
             relaxed = prior.relaxed(state["exp"][0] > cfg.support_threshold, strength ** cfg.keep_power)
-            self._solve_landmarks(state, keys, lm_residual, (weak[0], prior_of(relaxed, strength)), relaxed,
-                                  cfg.debias_iters)
+            self._solve_landmarks(state, keys, lm_residual, (id_w * strength ** 0.5, prior_of(relaxed, strength)),
+                                  relaxed, cfg.debias_iters)
         timings["fit_shape"] = clock.lap()
 
         params = {k: nn.Parameter(v.float().clone()) for k, v in state.items()}
